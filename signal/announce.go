@@ -1,0 +1,233 @@
+package signal
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/boxsignal/boxsignal/signal/wire"
+)
+
+var (
+	errTooManySwarms = errors.New("signal: too many swarms on one connection")
+	errPeerIDInUse   = errors.New("signal: peer_id held by another connection")
+)
+
+var requests = sync.Pool{New: func() any { return new(wire.Request) }}
+
+// handle serves one client message.
+func (c *conn) handle(data []byte) {
+	s := c.srv
+	s.m.bytesIn.Add(float64(len(data)))
+	req := requests.Get().(*wire.Request)
+	defer requests.Put(req)
+	if err := wire.Decode(data, req, s.lim); err != nil {
+		var we *wire.Error
+		errors.As(err, &we)
+		reason := reasonInvalidRequest
+		if we == wire.ErrInvalidJSON || we == wire.ErrNotObject {
+			reason = reasonInvalidJSON
+		}
+		c.fail(req, we.Reason, reason)
+		s.log.Debug("refused request", "remote", c.ip, "reason", we.Reason)
+		return
+	}
+	now := time.Now()
+	if !c.allow(now) {
+		c.fail(req, "rate limited: too many requests on this connection", reasonRateLimited)
+		return
+	}
+	switch {
+	case req.Action == wire.ActionScrape:
+		c.scrape(req)
+	case req.IsAnswer():
+		c.answer(req, now.Unix())
+	default:
+		c.announce(req, now.Unix())
+	}
+}
+
+// fail sends a failure reply carrying action, and info_hash when known.
+func (c *conn) fail(req *wire.Request, failure, reason string) {
+	c.srv.m.failures.WithLabelValues(reason).Inc()
+	var ih *wire.Hash
+	if req.HasInfoHash {
+		ih = &req.InfoHash
+	}
+	b := getBuf()
+	*b = wire.AppendFailure((*b)[:0], req.Action, ih, failure)
+	c.write(*b)
+	putBuf(b)
+}
+
+func (c *conn) announce(req *wire.Request, now int64) {
+	s := c.srv
+	c.lastActive.Store(now)
+	s.m.announceByEvent[req.Event].Inc()
+
+	var sw *swarm
+	if req.Event == wire.EventStopped {
+		if sw = s.table.get(&req.InfoHash); sw == nil {
+			c.reply(req, 0, 0)
+			return
+		}
+	} else {
+		var created bool
+		if sw, created = s.table.getOrCreate(&req.InfoHash); created {
+			s.m.swarms.Add(1)
+		}
+	}
+
+	p := sw.peers[req.PeerID]
+	switch {
+	case p != nil && p.m != Member(c):
+		// A peer_id belongs to the connection that announced it first.
+		sw.mu.Unlock()
+		c.fail(req, "peer_id in use by another connection", reasonPeerIDInUse)
+		return
+	case req.Event == wire.EventStopped:
+		if p != nil {
+			sw.remove(p)
+			s.m.peers.Add(-1)
+			c.forget(&req.InfoHash, &req.PeerID)
+		}
+		complete, incomplete := sw.counts()
+		if s.table.release(sw) {
+			s.m.swarms.Add(-1)
+		}
+		c.reply(req, complete, incomplete)
+		return
+	case p == nil:
+		if err := c.remember(&req.InfoHash, &req.PeerID); err != nil {
+			if s.table.release(sw) {
+				s.m.swarms.Add(-1)
+			}
+			if errors.Is(err, errTooManySwarms) {
+				c.fail(req, "too many swarms on this connection", reasonTooManySwarms)
+			}
+			return
+		}
+		p = &peer{id: req.PeerID, m: c}
+		sw.add(p)
+		s.m.peers.Add(1)
+	}
+	p.last = now
+	seeder := req.Seeder
+	if req.Event == wire.EventCompleted {
+		if !p.seeder {
+			sw.downloaded++
+		}
+		seeder = true
+	}
+	sw.setSeeder(p, seeder)
+
+	// Fan out: offer i goes to the i-th of k distinct random other peers.
+	k := len(req.Offers)
+	if req.Numwant >= 0 {
+		k = min(k, req.Numwant)
+	}
+	var targetBuf [16]*peer
+	var memberBuf [16]Member
+	targets := sw.pick(targetBuf[:0], p, k)
+	members := memberBuf[:0]
+	deadline := now + int64(s.cfg.OfferTTL/time.Second)
+	for i, t := range targets {
+		t.addExpect(expectation{from: p.id, offerID: req.Offers[i].ID, deadline: deadline}, now)
+		members = append(members, t.m)
+	}
+	complete, incomplete := sw.counts()
+	sw.mu.Unlock()
+
+	c.reply(req, complete, incomplete)
+	if n := len(req.Offers) - len(targets) + req.DroppedOffers; n > 0 {
+		s.m.dropped.WithLabelValues(dropNoPeers).Add(float64(n))
+	}
+	for i, m := range members {
+		o := &req.Offers[i]
+		if m.DeliverOffer(&req.InfoHash, &req.PeerID, &o.ID, o.SDP) {
+			s.m.offers.Inc()
+		} else {
+			s.m.dropped.WithLabelValues(dropMemberBusy).Inc()
+		}
+	}
+}
+
+func (c *conn) reply(req *wire.Request, complete, incomplete int) {
+	b := getBuf()
+	*b = wire.AppendAnnounceResponse((*b)[:0], &req.InfoHash, int(c.srv.cfg.Interval/time.Second), complete, incomplete)
+	c.write(*b)
+	putBuf(b)
+}
+
+// answer routes an answer to the offerer, only if this tracker relayed that
+// offer from the offerer to this peer and it has not been answered yet. The
+// answerer gets no reply, as with bittorrent-tracker.
+func (c *conn) answer(req *wire.Request, now int64) {
+	s := c.srv
+	c.lastActive.Store(now)
+	drop := func(reason string) {
+		s.m.dropped.WithLabelValues(reason).Inc()
+		s.log.Debug("answer dropped", "remote", c.ip, "reason", reason)
+	}
+	sw := s.table.get(&req.InfoHash)
+	if sw == nil {
+		drop(dropUnknownAnswerer)
+		return
+	}
+	a := sw.peers[req.PeerID]
+	if a == nil || a.m != Member(c) {
+		sw.mu.Unlock()
+		drop(dropUnknownAnswerer)
+		return
+	}
+	a.last = now
+	if !a.takeExpect(&req.ToPeerID, &req.OfferID, now) {
+		sw.mu.Unlock()
+		drop(dropUnexpectedAnswer)
+		return
+	}
+	o := sw.peers[req.ToPeerID]
+	if o == nil {
+		sw.mu.Unlock()
+		drop(dropOffererGone)
+		return
+	}
+	m := o.m
+	sw.mu.Unlock()
+	if m.DeliverAnswer(&req.InfoHash, &req.PeerID, &req.OfferID, req.Answer) {
+		s.m.answers.Inc()
+	} else {
+		drop(dropMemberBusy)
+	}
+}
+
+// scrape replies with the counts of the named swarms (0 for unknown ones),
+// or of every swarm when none is named, as bittorrent-tracker does.
+func (c *conn) scrape(req *wire.Request) {
+	s := c.srv
+	s.m.scrapes.Inc()
+	var files []wire.ScrapeFile
+	fill := func(sw *swarm, f *wire.ScrapeFile) {
+		f.Complete, f.Incomplete = sw.counts()
+		f.Downloaded = sw.downloaded
+	}
+	if req.AllSwarms {
+		s.table.each(func(sw *swarm) {
+			files = append(files, wire.ScrapeFile{InfoHash: sw.hash})
+			fill(sw, &files[len(files)-1])
+		})
+	} else {
+		files = make([]wire.ScrapeFile, len(req.InfoHashes))
+		for i, h := range req.InfoHashes {
+			files[i].InfoHash = h
+			if sw := s.table.get(&h); sw != nil {
+				fill(sw, &files[i])
+				sw.mu.Unlock()
+			}
+		}
+	}
+	b := getBuf()
+	*b = wire.AppendScrapeResponse((*b)[:0], files, int(s.cfg.Interval/time.Second)*5)
+	c.write(*b)
+	putBuf(b)
+}

@@ -1,0 +1,6 @@
+package signal
+
+import "time"
+
+// ExpireAt runs the sweeper as if the clock read now.
+func (s *Server) ExpireAt(now time.Time) { s.expire(now) }
