@@ -171,8 +171,9 @@ setTimeout(() => {
   const s = summary()
   const missing = s.pairs.filter(p => !p.connected || p.a_to_b_bytes < opts.bytes || p.b_to_a_bytes < opts.bytes)
     .map(p => `${p.a}-${p.b}: ${p.connected ? 'connected' : 'not connected'}, ${p.a_to_b_bytes}/${p.b_to_a_bytes} of ${opts.bytes} bytes`)
-  finish(false, `timed out after ${opts.timeoutMs} ms: ${missing.join('; ')}`)
-}, opts.timeoutMs).unref()
+  const last = warnings.length ? ` (last warning: ${warnings[warnings.length - 1]})` : ''
+  finish(false, `timed out after ${opts.timeoutMs} ms: ${missing.join('; ')}${last}`)
+}, opts.timeoutMs) // keeps the process alive while the clients retry
 
 function onPeer (self, peer) {
   const other = peer.id
@@ -257,6 +258,13 @@ function startOthers () {
 clients[0].once('update', startOthers)
 setTimeout(startOthers, 3000).unref()
 clients[0].start()
+
+process.on('exit', code => {
+  if (!finished) {
+    process.stdout.write(JSON.stringify({ connected: false, error: `exited (code ${code}) before a result` }) + '\n')
+    process.exitCode = 1
+  }
+})
 
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.once(sig, () => finish(false, `stopped by ${sig}`))
