@@ -78,6 +78,12 @@ func NewServer(cfg Config) (*Server, error) {
 	u := websocket.NewUpgrader()
 	u.Engine = s.engine
 	u.BlockingModTrasferConnToPoller = true
+	// Idle connections are closed by the sweeper, not by a timer per
+	// connection (nbio would arm a read deadline of 120 s by default).
+	u.KeepaliveTime = 0
+	// A wss connection from crypto/tls cannot move to the event loop and is
+	// served by a goroutine pair instead; bound its queue in messages.
+	u.BlockingModSendQueueMaxSize = 1024
 	u.CheckOrigin = func(*http.Request) bool { return true } // pages of any origin use the tracker
 	u.MessageLengthLimit = cfg.MaxMessageBytes
 	u.OnMessage(s.onMessage)
