@@ -102,7 +102,7 @@ for (let i = 0; i < opts.clients; i++) {
 }
 for (const a of ids) {
   for (const b of ids) {
-    if (a !== b) links[a][b] = { openMs: null, sent: 0, received: 0, expected: payload(b, a, opts.bytes), corrupt: false, conns: 0 }
+    if (a !== b) links[a][b] = { openMs: null, received: 0, expected: payload(b, a, opts.bytes), corrupt: false, conns: 0 }
   }
 }
 
@@ -197,7 +197,6 @@ function onPeer (self, peer) {
     for (let off = 0; off < data.length; off += CHUNK) {
       peer.send(data.subarray(off, Math.min(off + CHUNK, data.length)))
     }
-    l.sent += data.length
   })
   let got = 0 // bytes on this connection
   peer.on('data', buf => {
