@@ -1,0 +1,97 @@
+package stunturn
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/pion/transport/v5/reuseport"
+)
+
+// listenUDP opens n sockets on addr sharing one port with SO_REUSEPORT; the
+// kernel spreads clients over them by address hash, so each client stays on
+// one socket (and one pion allocation manager).
+func listenUDP(ctx context.Context, addr string, n int) ([]net.PacketConn, error) {
+	lc := net.ListenConfig{Control: reuseport.Control}
+	first, err := lc.ListenPacket(ctx, "udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen udp %s: %w", addr, err)
+	}
+	conns := []net.PacketConn{first}
+	host, _, _ := net.SplitHostPort(addr)
+	port := first.LocalAddr().(*net.UDPAddr).Port
+	for len(conns) < n {
+		c, err := lc.ListenPacket(ctx, "udp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, fmt.Errorf("listen udp %s (socket %d): %w", addr, len(conns)+1, err)
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+// guardedPacketConn is a UDP listening socket as pion sees it: the guard
+// looks at each datagram before pion's read loop gets it.
+type guardedPacketConn struct {
+	net.PacketConn
+	s *Server
+}
+
+func (c *guardedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, addr, err
+		}
+		if c.s.admit(p[:n], addr, c.PacketConn.LocalAddr(), c) {
+			return n, addr, nil
+		}
+	}
+}
+
+func (c *guardedPacketConn) reply(b []byte, to net.Addr) {
+	_, _ = c.PacketConn.WriteTo(b, to)
+}
+
+// controlIdle closes a TCP/TLS control connection that has sent nothing
+// for longer than any allocation lifetime pion grants (under 1 h), so a
+// silent connection cannot hold a goroutine forever.
+const controlIdle = time.Hour + time.Minute
+
+// guardedListener is a TCP or TLS listening socket as pion sees it. It
+// rate-limits new connections per source IP, tracks them so that Close can
+// close them (pion does not), and hands pion framedConns.
+type guardedListener struct {
+	net.Listener
+	s   *Server
+	tls *tls.Config
+}
+
+func (l *guardedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if !l.s.chargeUnauth(c.RemoteAddr()) {
+			c.Close()
+			continue
+		}
+		if !l.s.trackConn(c) {
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		fc := &framedConn{Conn: c, raw: c, s: l.s, idle: controlIdle}
+		if l.tls != nil {
+			fc.tls = tls.Server(c, l.tls)
+			fc.Conn = fc.tls
+		}
+		return fc, nil
+	}
+}

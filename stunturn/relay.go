@@ -1,0 +1,397 @@
+package stunturn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pion/transport/v5/reuseport"
+	"github.com/pion/turn/v5"
+)
+
+var (
+	errClosed      = errors.New("stunturn: server closed")
+	errQuota       = errors.New("stunturn: allocation quota reached")
+	errNoFamily    = errors.New("stunturn: no relay address for this address family")
+	errNoRelayPort = errors.New("stunturn: no free relay port")
+	errPeerDenied  = errors.New("stunturn: peer address refused")
+)
+
+// relayGen is the turn.RelayAddressGenerator of every listener. It opens
+// relay sockets in the configured port range, wraps them with quota
+// accounting, bandwidth limits, metrics and the credential's expiry, and
+// registers them so that Close can wait for them.
+type relayGen struct {
+	s            *Server
+	adv4, adv6   net.IP // written into XOR-RELAYED-ADDRESS
+	bind4, bind6 string // host the relay sockets bind to
+}
+
+var _ turn.RelayAddressGenerator = (*relayGen)(nil)
+
+func (g *relayGen) Validate() error { return nil }
+
+func (g *relayGen) family(network string) (adv net.IP, bind string, err error) {
+	switch network {
+	case "udp4", "tcp4":
+		adv, bind = g.adv4, g.bind4
+	case "udp6", "tcp6":
+		adv, bind = g.adv6, g.bind6
+	}
+	if adv == nil {
+		return nil, "", errNoFamily
+	}
+	return adv, bind, nil
+}
+
+// listenRange calls listen on random ports of the range until one binds.
+func (g *relayGen) listenRange(requested int, listen func(port int) error) error {
+	if requested != 0 {
+		return listen(requested)
+	}
+	lo, hi := g.s.cfg.RelayPortMin, g.s.cfg.RelayPortMax
+	for range 64 {
+		if listen(lo+rand.IntN(hi-lo+1)) == nil {
+			return nil
+		}
+	}
+	return errNoRelayPort
+}
+
+// admitAllocation reserves quota for a new allocation of userID. The
+// EVEN-PORT probe, which pion makes without a user and closes at once, is
+// not counted.
+func (g *relayGen) admitAllocation(userID string) (account, error) {
+	if g.s.isClosed() {
+		return account{}, errClosed
+	}
+	if userID == "" {
+		return account{}, nil
+	}
+	acct := accountOf(userID)
+	if q := g.s.quota.reserve(acct.quotaKey); q != "" {
+		// QuotaHandler already refused what it could see with 486; this
+		// is the race between two sockets, answered 508 by pion.
+		g.s.m.quotaRejections.WithLabelValues(q).Inc()
+		return account{}, errQuota
+	}
+	return acct, nil
+}
+
+func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	adv, bind, err := g.family(conf.Network)
+	if err != nil {
+		return nil, nil, err
+	}
+	acct, err := g.admitAllocation(conf.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var pc net.PacketConn
+	err = g.listenRange(conf.RequestedPort, func(port int) error {
+		c, err := net.ListenPacket(conf.Network, net.JoinHostPort(bind, strconv.Itoa(port)))
+		pc = c
+		return err
+	})
+	if err != nil {
+		if conf.UserID != "" {
+			g.s.quota.release(acct.quotaKey)
+		}
+		return nil, nil, fmt.Errorf("allocate %s relay: %w", conf.Network, err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	relayed := &net.UDPAddr{IP: adv, Port: port}
+	if conf.UserID == "" {
+		return pc, relayed, nil
+	}
+	r := &relayPacketConn{PacketConn: pc, relayBase: relayBase{s: g.s, acct: acct},
+		in: byteBucket(g.s.cfg.BandwidthPerAllocation), out: byteBucket(g.s.cfg.BandwidthPerAllocation)}
+	r.start(r)
+	return r, relayed, nil
+}
+
+func (g *relayGen) AllocateListener(conf turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	adv, bind, err := g.family(conf.Network)
+	if err != nil {
+		return nil, nil, err
+	}
+	acct, err := g.admitAllocation(conf.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	// SO_REUSEPORT so that Connect can dial out from the same port.
+	lc := net.ListenConfig{Control: reuseport.Control}
+	var ln net.Listener
+	err = g.listenRange(conf.RequestedPort, func(port int) error {
+		l, err := lc.Listen(g.s.ctx, conf.Network, net.JoinHostPort(bind, strconv.Itoa(port)))
+		ln = l
+		return err
+	})
+	if err != nil {
+		if conf.UserID != "" {
+			g.s.quota.release(acct.quotaKey)
+		}
+		return nil, nil, fmt.Errorf("allocate %s relay: %w", conf.Network, err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	r := &relayListener{Listener: ln, relayBase: relayBase{s: g.s, acct: acct}}
+	r.start(r)
+	return r, &net.TCPAddr{IP: adv, Port: port}, nil
+}
+
+// AllocateConn dials a peer for a TCP allocation (RFC 6062 Connect), from
+// the allocation's relay port, with the 30 s timeout RFC 6062 asks for.
+func (g *relayGen) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) {
+	if g.s.isClosed() {
+		return nil, errClosed
+	}
+	remote, ok := conf.RemoteAddr.(*net.TCPAddr)
+	if !ok {
+		return nil, errBadPeer
+	}
+	if reason := g.s.filter.checkIP(remote.IP); reason != ReasonNone {
+		return nil, fmt.Errorf("%w: %s", errPeerDenied, reason)
+	}
+	_, bind, err := g.family(conf.Network)
+	if err != nil {
+		return nil, err
+	}
+	port := 0
+	if la, ok := conf.LocalAddr.(*net.TCPAddr); ok {
+		port = la.Port
+	}
+	local, err := net.ResolveTCPAddr(conf.Network, net.JoinHostPort(bind, strconv.Itoa(port)))
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{LocalAddr: local, Control: reuseport.Control, Timeout: 30 * time.Second}
+	c, err := d.DialContext(g.s.ctx, conf.Network, remote.String())
+	if err != nil {
+		return nil, err
+	}
+	bw := g.s.cfg.BandwidthPerAllocation
+	r := &relayConn{Conn: c, relayBase: relayBase{s: g.s}, in: byteBucket(bw), out: byteBucket(bw)}
+	r.start(r)
+	return r, nil
+}
+
+// relayBase is what every relay socket wrapper shares: registration with
+// the server, the credential's expiry timer, and quota release on Close.
+type relayBase struct {
+	s       *Server
+	acct    account
+	once    sync.Once
+	expiry  *time.Timer
+}
+
+type closer interface{ Close() error }
+
+func (b *relayBase) start(self closer) {
+	b.s.trackRelay(self)
+	if !b.acct.expiry.IsZero() {
+		// The allocation ends when its credential does: closing the relay
+		// socket makes pion delete the allocation.
+		b.expiry = time.AfterFunc(time.Until(b.acct.expiry), func() {
+			b.s.log.Debug("credential expired, closing allocation", "user", b.acct.quotaKey)
+			_ = self.Close()
+		})
+	}
+}
+
+func (b *relayBase) finish(self closer, inner func() error) error {
+	err := errClosedTwice
+	b.once.Do(func() {
+		if b.expiry != nil {
+			b.expiry.Stop()
+		}
+		err = inner()
+		if b.acct.quotaKey != "" {
+			b.s.quota.release(b.acct.quotaKey)
+		}
+		b.s.untrackRelay(self)
+	})
+	if errors.Is(err, errClosedTwice) {
+		return nil
+	}
+	return err
+}
+
+var errClosedTwice = errors.New("closed twice")
+
+// relayPacketConn is a UDP relay socket. Over the bandwidth cap, datagrams
+// are dropped in both directions: blocking would stall the listener's read
+// goroutine, which serves every allocation on that socket.
+type relayPacketConn struct {
+	net.PacketConn
+	relayBase
+	in, out *bucket // peer→client, client→peer
+}
+
+func (r *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := r.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, addr, err
+		}
+		if !r.in.allow(float64(n)) || !r.s.totalIn.allow(float64(n)) {
+			r.s.m.dropBandwidth.Inc()
+			continue
+		}
+		r.s.m.bytesToClient.Add(float64(n))
+		r.s.m.packetsToClient.Inc()
+		return n, addr, nil
+	}
+}
+
+func (r *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	n := float64(len(p))
+	if !r.out.allow(n) || !r.s.totalOut.allow(n) {
+		r.s.m.dropBandwidth.Inc()
+		return len(p), nil // dropped like any datagram
+	}
+	r.s.m.bytesToPeer.Add(n)
+	r.s.m.packetsToPeer.Inc()
+	return r.PacketConn.WriteTo(p, addr)
+}
+
+func (r *relayPacketConn) Close() error { return r.finish(r, r.PacketConn.Close) }
+
+// relayListener is a TCP allocation's relay port (RFC 6062); connections
+// from peers are bandwidth-limited like dialed ones.
+type relayListener struct {
+	net.Listener
+	relayBase
+}
+
+func (l *relayListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	bw := l.s.cfg.BandwidthPerAllocation
+	r := &relayConn{Conn: c, relayBase: relayBase{s: l.s}, in: byteBucket(bw), out: byteBucket(bw)}
+	r.start(r)
+	return r, nil
+}
+
+func (l *relayListener) Close() error { return l.finish(l, l.Listener.Close) }
+
+// relayConn is a TCP connection to a peer. Over the cap it waits: TCP has
+// flow control, so slowing down is right and loses nothing.
+type relayConn struct {
+	net.Conn
+	relayBase
+	in, out *bucket
+	closed  chan struct{}
+	mkOnce  sync.Once
+}
+
+func (r *relayConn) done() chan struct{} {
+	r.mkOnce.Do(func() { r.closed = make(chan struct{}) })
+	return r.closed
+}
+
+func (r *relayConn) wait(d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-r.done():
+		return net.ErrClosed
+	}
+}
+
+func (r *relayConn) Read(p []byte) (int, error) {
+	n, err := r.Conn.Read(p)
+	if n > 0 {
+		r.s.m.bytesToClient.Add(float64(n))
+		r.s.m.packetsToClient.Inc()
+		d := max(r.in.take(float64(n)), r.s.totalIn.take(float64(n)))
+		if werr := r.wait(d); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return n, err
+}
+
+func (r *relayConn) Write(p []byte) (int, error) {
+	d := max(r.out.take(float64(len(p))), r.s.totalOut.take(float64(len(p))))
+	if err := r.wait(d); err != nil {
+		return 0, err
+	}
+	n, err := r.Conn.Write(p)
+	r.s.m.bytesToPeer.Add(float64(n))
+	r.s.m.packetsToPeer.Inc()
+	return n, err
+}
+
+func (r *relayConn) Close() error {
+	return r.finish(r, func() error {
+		close(r.done())
+		return r.Conn.Close()
+	})
+}
+
+// detectRelayAddrs picks the addresses to advertise when Config leaves them
+// unset: the source address of the default route of each family, found by
+// connecting (not sending on) a UDP socket; loopback when every listener is
+// on loopback, as in tests.
+func detectRelayAddrs(ctx context.Context, listenHosts []net.IP, v4, v6 net.IP) (net.IP, net.IP) {
+	allLoopback := len(listenHosts) > 0
+	for _, h := range listenHosts {
+		if h == nil || !h.IsLoopback() {
+			allLoopback = false
+		}
+	}
+	if allLoopback {
+		if v4 == nil {
+			v4 = net.IPv4(127, 0, 0, 1).To4()
+		}
+		if v6 == nil {
+			v6 = net.IPv6loopback
+		}
+		return v4, v6
+	}
+	route := func(network, probe string) net.IP {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, probe)
+		if err != nil {
+			return nil
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).IP
+	}
+	if v4 == nil {
+		v4 = route("udp4", "192.0.2.1:3478").To4() // TEST-NET-1: any routable destination will do
+	}
+	if v6 == nil {
+		if ip := route("udp6", "[2001:db8::1]:3478"); ip != nil && ip.To4() == nil && !ip.IsLinkLocalUnicast() {
+			v6 = ip
+		}
+	}
+	return v4, v6
+}
+
+// bindHost is where relay sockets for the advertised address adv listen: on
+// adv itself if it belongs to this machine, else (behind NAT) on every
+// address of the family.
+func bindHost(adv net.IP, wildcard string) string {
+	if adv == nil {
+		return wildcard
+	}
+	for _, a := range localAddrs() {
+		if a.AsSlice() != nil && net.IP(a.AsSlice()).Equal(adv) {
+			return adv.String()
+		}
+	}
+	return wildcard
+}
