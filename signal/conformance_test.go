@@ -227,8 +227,8 @@ func TestConformance07UnrelayedAnswerDropped(t *testing.T) {
 		gotID = bin(id("q2"))
 	}
 	other.send(answerMsg(bin(ih), otherID, bin(id("q0")), str(o, "offer_id"))) // never received the offer
-	got.send(answerMsg(bin(ih), gotID, bin(id("q0")), bin(id("forged"))))       // an offer_id never sent
-	got.send(answerMsg(bin(ih), gotID, bin(id("q0")), str(o, "offer_id")))      // the real one
+	got.send(answerMsg(bin(ih), gotID, bin(id("q0")), bin(id("forged"))))      // an offer_id never sent
+	got.send(answerMsg(bin(ih), gotID, bin(id("q0")), str(o, "offer_id")))     // the real one
 	r := a.recv()
 	if str(r, "peer_id") != gotID {
 		t.Fatalf("first message at offerer %v, want the real answer", r)
@@ -502,4 +502,3 @@ func gather(t *testing.T, tr *tracker, name string) []*dto.Metric {
 	}
 	return nil
 }
-

@@ -29,20 +29,20 @@ type metrics struct {
 	// Gauges are kept as atomics and read by GaugeFuncs.
 	conns, peers, swarms atomic.Int64
 
-	connsTotal    prometheus.Counter
-	announces     *prometheus.CounterVec // by event
+	connsTotal prometheus.Counter
+	announces  *prometheus.CounterVec // by event
 	// announceByEvent holds announces' children, resolved once: the hot
 	// path does no label lookup.
 	announceByEvent [5]prometheus.Counter
-	scrapes       prometheus.Counter
-	offers        prometheus.Counter
-	answers       prometheus.Counter
-	dropped       *prometheus.CounterVec // offers and answers not delivered, by reason
-	failures      *prometheus.CounterVec // requests refused, by reason
-	closes        *prometheus.CounterVec // connections closed by the server, by reason
-	bytesIn       prometheus.Counter
-	bytesOut      prometheus.Counter
-	refusedUpgrad prometheus.Counter
+	scrapes         prometheus.Counter
+	offers          prometheus.Counter
+	answers         prometheus.Counter
+	dropped         *prometheus.CounterVec // offers and answers not delivered, by reason
+	failures        *prometheus.CounterVec // requests refused, by reason
+	closes          *prometheus.CounterVec // connections closed by the server, by reason
+	bytesIn         prometheus.Counter
+	bytesOut        prometheus.Counter
+	refusedUpgrad   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {

@@ -65,8 +65,8 @@ func Decode(data []byte, req *Request, lim Limits) error {
 // be checked in bittorrent-tracker's order whatever order they came in.
 type fields struct {
 	action, infoHash, peerID, toPeerID, offerID, event, numwant, left, answer []byte
-	hasLeft                                                                    bool
-	offersErr                                                                  error
+	hasLeft                                                                   bool
+	offersErr                                                                 error
 }
 
 func (d *decoder) request(req *Request, lim Limits) error {
