@@ -65,7 +65,7 @@ func (f *framer) next() ([]byte, error) {
 // ConnectionBind (RFC 6062) the connection carries raw peer data and Read
 // passes it through.
 type framedConn struct {
-	net.Conn        // the TLS or TCP conn
+	net.Conn          // the TLS or TCP conn
 	raw      net.Conn // the TCP conn underneath, tracked by the server
 	s        *Server
 	idle     time.Duration // read deadline while framing

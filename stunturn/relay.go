@@ -183,10 +183,10 @@ func (g *relayGen) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) 
 // relayBase is what every relay socket wrapper shares: registration with
 // the server, the credential's expiry timer, and quota release on Close.
 type relayBase struct {
-	s       *Server
-	acct    account
-	once    sync.Once
-	expiry  *time.Timer
+	s      *Server
+	acct   account
+	once   sync.Once
+	expiry *time.Timer
 }
 
 type closer interface{ Close() error }

@@ -35,10 +35,10 @@ type Server struct {
 
 	mu     sync.Mutex
 	closed bool
-	stash  map[string][]byte        // see verify
-	conns  map[net.Conn]struct{}    // client TCP/TLS connections
-	relays map[closer]struct{}      // open relay sockets and connections
-	idle   chan struct{}            // closed when conns and relays are empty after Close
+	stash  map[string][]byte     // see verify
+	conns  map[net.Conn]struct{} // client TCP/TLS connections
+	relays map[closer]struct{}   // open relay sockets and connections
+	idle   chan struct{}         // closed when conns and relays are empty after Close
 
 	closeOnce sync.Once
 	closeErr  error
