@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// target is the tracker under load: a process whose RSS and CPU we read.
+type target struct {
+	url string
+	pid int
+	cmd *exec.Cmd // set when we started it
+}
+
+// checkLoopback refuses any target that is not on this machine's loopback.
+func checkLoopback(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(u.Hostname())
+	if u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("target %s is not on loopback: load goes to 127.0.0.0/8 or ::1 only", raw)
+	}
+	return nil
+}
+
+// startSignald builds and starts a fresh signald on a free loopback port with
+// the per-connection limits off (every load client comes from 127.0.0.1).
+func startSignald(ctx context.Context, extra ...string) (*target, error) {
+	dir, err := os.MkdirTemp("", "loadtest")
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(dir, "signald")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/boxsignal/boxsignal/cmd/signald")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("build signald: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	args := append([]string{"-addr", addr, "-max-conns-per-ip", "-1", "-announce-rate", "-1", "-log-level", "warn"}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	t := &target{url: "ws://" + addr, pid: cmd.Process.Pid, cmd: cmd}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return t, nil
+		}
+		if time.Now().After(deadline) {
+			t.stop()
+			return nil, fmt.Errorf("signald did not come up on %s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop ends a signald we started, by its PID.
+func (t *target) stop() {
+	if t.cmd == nil {
+		return
+	}
+	t.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { t.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.cmd.Process.Kill()
+		<-done
+	}
+	os.RemoveAll(filepath.Dir(t.cmd.Path))
+}
+
+// rss returns the target's resident set in bytes.
+func (t *target) rss() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", t.pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", t.pid)
+}
