@@ -8,10 +8,7 @@ import (
 	"github.com/boxsignal/boxsignal/signal/wire"
 )
 
-var (
-	errTooManySwarms = errors.New("signal: too many swarms on one connection")
-	errPeerIDInUse   = errors.New("signal: peer_id held by another connection")
-)
+var errTooManySwarms = errors.New("signal: too many swarms on one connection")
 
 var requests = sync.Pool{New: func() any { return new(wire.Request) }}
 

@@ -136,12 +136,6 @@ func bin(h wire.Hash) string {
 	return string(r)
 }
 
-func hashOf(s string) wire.Hash {
-	var h wire.Hash
-	copy(h[:], s)
-	return h
-}
-
 // id makes a distinct 20-byte value from a label, with bytes over 0x7F and
 // control characters in it so encoding is exercised.
 func id(label string) wire.Hash {

@@ -45,7 +45,7 @@ func TestStartStopNoLeak(t *testing.T) {
 				t.Fatalf("relay: %v %q", err, got)
 			}
 			_ = ws.WriteFrame(c, ws.MaskFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))))
-			_, _ = ws.ReadFrame(c) // close reply or EOF
+			_, _ = ws.ReadHeader(c) // close reply or EOF
 			_ = c.Close()
 			for i := 0; h.count() > 0 && i < 100; i++ {
 				time.Sleep(20 * time.Millisecond)
