@@ -24,7 +24,6 @@ type turnClient struct {
 	user, pass string
 	realm      string
 	nonce      string
-	key        []byte
 }
 
 const (

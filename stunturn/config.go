@@ -136,10 +136,10 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.ListenTLS = []string{DefaultListenTLS}
 	}
 	if len(cfg.ListenTLS) > 0 && cfg.TLSConfig == nil {
-		errs = append(errs, fmt.Errorf("ListenTLS %v needs TLSConfig", cfg.ListenTLS))
+		errs = append(errs, fmt.Errorf("tls listeners %v need a TLS config", cfg.ListenTLS))
 	}
 	if len(cfg.ListenUDP)+len(cfg.ListenTCP)+len(cfg.ListenTLS) == 0 {
-		errs = append(errs, errors.New("no listener: ListenUDP, ListenTCP and ListenTLS are all empty"))
+		errs = append(errs, errors.New("no listener: udp, tcp and tls listener lists are all empty"))
 	}
 	if cfg.RelayPortMin == 0 {
 		cfg.RelayPortMin = DefaultRelayPortMin
@@ -152,24 +152,24 @@ func (cfg Config) withDefaults() (Config, error) {
 			cfg.RelayPortMin, cfg.RelayPortMax))
 	}
 	if cfg.RelayAddress != nil && cfg.RelayAddress.To4() == nil {
-		errs = append(errs, fmt.Errorf("RelayAddress %v is not IPv4", cfg.RelayAddress))
+		errs = append(errs, fmt.Errorf("relay address %v: not IPv4", cfg.RelayAddress))
 	}
 	if cfg.RelayAddressV6 != nil && (cfg.RelayAddressV6.To4() != nil || cfg.RelayAddressV6.To16() == nil) {
-		errs = append(errs, fmt.Errorf("RelayAddressV6 %v is not IPv6", cfg.RelayAddressV6))
+		errs = append(errs, fmt.Errorf("IPv6 relay address %v: not IPv6", cfg.RelayAddressV6))
 	}
 	for i, s := range cfg.Secrets {
 		if len(s) < 16 {
-			errs = append(errs, fmt.Errorf("Secrets[%d]: %d bytes, want at least 16", i, len(s)))
+			errs = append(errs, fmt.Errorf("secret %d: %d bytes, want at least 16", i, len(s)))
 		}
 	}
 	for name := range cfg.StaticUsers {
 		if !validStaticUser(name) {
-			errs = append(errs, fmt.Errorf("StaticUsers %q: empty or shaped like a REST username", name))
+			errs = append(errs, fmt.Errorf("static user %q: empty or shaped like a REST username", name))
 		}
 	}
 	for _, p := range cfg.AllowPeers {
 		if !p.IsValid() {
-			errs = append(errs, fmt.Errorf("AllowPeers %v: invalid prefix", p))
+			errs = append(errs, fmt.Errorf("allowed peers %v: invalid prefix", p))
 		}
 	}
 	cfg.UserQuota = orDefault(cfg.UserQuota, DefaultUserQuota)
@@ -181,13 +181,13 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.SocketsPerPort = min(runtime.NumCPU(), maxSocketsPerPort)
 	}
 	if cfg.SocketsPerPort < 0 || cfg.SocketsPerPort > 256 {
-		errs = append(errs, fmt.Errorf("SocketsPerPort %d: want 1-256", cfg.SocketsPerPort))
+		errs = append(errs, fmt.Errorf("sockets per port %d: want 1-256", cfg.SocketsPerPort))
 	}
 	if cfg.AllocationLifetime == 0 {
 		cfg.AllocationLifetime = DefaultAllocationLife
 	}
 	if cfg.AllocationLifetime < 0 || cfg.AllocationLifetime > time.Hour {
-		errs = append(errs, fmt.Errorf("AllocationLifetime %v: want 0-1h", cfg.AllocationLifetime))
+		errs = append(errs, fmt.Errorf("allocation lifetime %v: want 0-1h", cfg.AllocationLifetime))
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

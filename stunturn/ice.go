@@ -121,9 +121,9 @@ func (h *iceHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
-// clientIPUser names a user by the request's remote IP, IPv6 by its /64.
-// Colons become dashes to keep the REST username "<expiry>:<user>" easy to
-// split.
+// clientIPUser names a user by the request's remote IP, IPv6 by its /64
+// ("2001:db8:1:2::/64"). REST usernames split at the first colon, so the
+// colons that follow are harmless.
 func clientIPUser(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -136,7 +136,7 @@ func clientIPUser(r *http.Request) string {
 	a = a.Unmap()
 	if a.Is6() {
 		p, _ := a.Prefix(64)
-		return strings.ReplaceAll(p.Addr().String(), ":", "-") + "-64"
+		return p.String()
 	}
 	return a.String()
 }

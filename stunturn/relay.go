@@ -186,6 +186,7 @@ type relayBase struct {
 	s      *Server
 	acct   account
 	once   sync.Once
+	mu     sync.Mutex // guards expiry, which may fire before AfterFunc returns
 	expiry *time.Timer
 }
 
@@ -196,19 +197,23 @@ func (b *relayBase) start(self closer) {
 	if !b.acct.expiry.IsZero() {
 		// The allocation ends when its credential does: closing the relay
 		// socket makes pion delete the allocation.
+		b.mu.Lock()
 		b.expiry = time.AfterFunc(time.Until(b.acct.expiry), func() {
 			b.s.log.Debug("credential expired, closing allocation", "user", b.acct.quotaKey)
 			_ = self.Close()
 		})
+		b.mu.Unlock()
 	}
 }
 
 func (b *relayBase) finish(self closer, inner func() error) error {
 	err := errClosedTwice
 	b.once.Do(func() {
+		b.mu.Lock()
 		if b.expiry != nil {
 			b.expiry.Stop()
 		}
+		b.mu.Unlock()
 		err = inner()
 		if b.acct.quotaKey != "" {
 			b.s.quota.release(b.acct.quotaKey)
