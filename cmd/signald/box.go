@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/boxsignal/boxsignal/signal"
+	"github.com/boxsignal/boxsignal/stunturn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,11 +30,13 @@ type box struct {
 	level    *slog.LevelVar
 	reg      *prometheus.Registry
 	tracker  *signal.Server
+	turn     *stunturn.Server
+	ice      http.Handler
 	cert     atomic.Pointer[tls.Certificate]
 	draining atomic.Bool
 }
 
-func newBox(cfg *config, src source, logOut io.Writer) (*box, error) {
+func newBox(cfg *config, src source, getenv func(string) string, logOut io.Writer) (*box, error) {
 	b := &box{cfg: cfg, src: src, level: new(slog.LevelVar), reg: prometheus.NewRegistry()}
 	lvl, _ := parseLevel(cfg.LogLevel)
 	b.level.Set(lvl)
@@ -69,7 +72,21 @@ func newBox(cfg *config, src source, logOut io.Writer) (*box, error) {
 		return nil, err
 	}
 	b.tracker = t
+	if cfg.TURN {
+		if b.ice, err = b.startTURN(getenv); err != nil {
+			t.Close()
+			return nil, err
+		}
+	}
 	return b, nil
+}
+
+// close stops the components that run without a listener.
+func (b *box) close() {
+	b.tracker.Close()
+	if b.turn != nil {
+		b.turn.Close()
+	}
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -125,6 +142,9 @@ func (b *box) handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(b.tracker.Stats())
 	})
+	if b.ice != nil {
+		mux.Handle("/ice", b.ice)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// WebTorrent clients upgrade on any path, as bittorrent-tracker allows.
 		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
@@ -175,14 +195,11 @@ func (b *box) announceURLs(ln net.Addr) []string {
 func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer) error {
 	ln, err := net.Listen("tcp", b.cfg.Addr)
 	if err != nil {
-		b.tracker.Close()
+		b.close()
 		return fmt.Errorf("listen %s: %w", b.cfg.Addr, err)
 	}
 	if b.cfg.TLSCert != "" {
-		ln = tls.NewListener(ln, &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return b.cert.Load(), nil },
-		})
+		ln = tls.NewListener(ln, b.tlsConfig())
 	}
 	srv := &http.Server{
 		Handler:           b.handler(),
@@ -196,6 +213,10 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 		fmt.Fprintf(stdout, "  %s\n", u)
 	}
 	fmt.Fprintf(stdout, "Bugout: new Bugout(room, {announce: [%q]})\n", urls[0])
+	if b.turn != nil {
+		a := b.turn.Addrs()
+		fmt.Fprintf(stdout, "STUN/TURN: udp %v tcp %v tls %v; ICE servers for pages: GET /ice\n", a.UDP, a.TCP, a.TLS)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -205,7 +226,7 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 			b.reload()
 			continue
 		case err := <-errc:
-			b.tracker.Close()
+			b.close()
 			return fmt.Errorf("serve: %w", err)
 		case <-ctx.Done():
 		}
@@ -218,6 +239,9 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 	// Stop accepting first; upgraded connections are the tracker's to drain.
 	herr := srv.Shutdown(dctx)
 	terr := b.tracker.Shutdown(dctx)
+	if b.turn != nil {
+		terr = errors.Join(terr, b.turn.Close())
+	}
 	<-errc
 	if errors.Is(terr, context.DeadlineExceeded) {
 		b.log.Warn("drain timed out; remaining connections closed")

@@ -36,7 +36,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		fmt.Fprintf(stderr, "signald: %v\n", err)
 		return 2
 	}
-	b, err := newBox(cfg, src, stderr)
+	b, err := newBox(cfg, src, getenv, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "signald: %v\n", err)
 		return 1

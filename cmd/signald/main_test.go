@@ -62,7 +62,8 @@ func start(t *testing.T, args ...string) *daemon {
 	d := &daemon{addr: freeAddr(t), done: make(chan int), hup: make(chan os.Signal, 1), out: new(syncBuf), logs: new(syncBuf)}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	args = append([]string{"-addr", d.addr, "-drain-timeout", "2s"}, args...)
+	args = append([]string{"-addr", d.addr, "-drain-timeout", "2s",
+		"-turn-udp", "127.0.0.1:0", "-turn-tcp", "127.0.0.1:0", "-turn-tls", "127.0.0.1:0", "-data-dir", t.TempDir()}, args...)
 	go func() { d.done <- run(ctx, args, func(string) string { return "" }, nil, d.hup, d.out, d.logs) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(d.out.String(), "Announce URLs") {
@@ -291,7 +292,7 @@ func TestConfigErrors(t *testing.T) {
 
 func TestBadTrackerConfigExits(t *testing.T) {
 	var out, logs syncBuf
-	rc := run(context.Background(), []string{"-addr", freeAddr(t), "-max-sdp-bytes", "100000"}, func(string) string { return "" }, nil, nil, &out, &logs)
+	rc := run(context.Background(), []string{"-addr", freeAddr(t), "-max-sdp-bytes", "100000", "-turn=false"}, func(string) string { return "" }, nil, nil, &out, &logs)
 	if rc == 0 || !strings.Contains(logs.String(), "max SDP bytes") {
 		t.Fatalf("rc %d, stderr %q", rc, logs.String())
 	}

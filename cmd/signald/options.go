@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"sort"
@@ -37,6 +38,30 @@ type config struct {
 	AnnounceBurst    int
 	WriteBufferBytes int
 
+	DataDir string
+
+	TURN                   bool
+	TURNUDP                string
+	TURNTCP                string
+	TURNTLS                string
+	TURNRealm              string
+	TURNRelayIP            string
+	TURNRelayIP6           string
+	TURNRelayPorts         string
+	TURNSecret             string
+	TURNStaticUsers        string
+	TURNAllowPeers         string
+	TURNUserQuota          int
+	TURNTotalQuota         int
+	TURNMaxPermissions     int
+	TURNBandwidth          int64
+	TURNBandwidthTotal     int64
+	TURNUnauthRate         float64
+	TURNSocketsPerPort     int
+	TURNAllocationLifetime time.Duration
+	ICETTL                 time.Duration
+	ICEAllowOrigins        string
+
 	ConfigFile string
 }
 
@@ -64,6 +89,28 @@ func flags(c *config) *flag.FlagSet {
 	fs.Float64Var(&c.AnnounceRate, "announce-rate", 20, "requests per second one connection may send; -1 for no limit")
 	fs.IntVar(&c.AnnounceBurst, "announce-burst", 60, "burst of requests above -announce-rate")
 	fs.IntVar(&c.WriteBufferBytes, "write-buffer-bytes", 256<<10, "bytes queued for a slow connection before it is closed")
+	fs.StringVar(&c.DataDir, "data-dir", "", "directory for state (the generated TURN secret); default $STATE_DIRECTORY, else ~/.local/state/signald")
+	fs.BoolVar(&c.TURN, "turn", true, "serve STUN and TURN, and /ice")
+	fs.StringVar(&c.TURNUDP, "turn-udp", ":3478", "comma-separated UDP addresses for STUN/TURN; empty for none")
+	fs.StringVar(&c.TURNTCP, "turn-tcp", ":3478", "comma-separated TCP addresses for STUN/TURN; empty for none")
+	fs.StringVar(&c.TURNTLS, "turn-tls", ":5349", "comma-separated addresses for TURN over TLS, served when -tls-cert is set; empty for none")
+	fs.StringVar(&c.TURNRealm, "turn-realm", "boxsignal", "TURN realm")
+	fs.StringVar(&c.TURNRelayIP, "turn-relay-ip", "", "public IPv4 address put in relayed addresses (the Box's WAN address); default: the address of the default route's interface")
+	fs.StringVar(&c.TURNRelayIP6, "turn-relay-ip6", "", "public IPv6 address for IPv6 relays; default: the default IPv6 route's source, if any")
+	fs.StringVar(&c.TURNRelayPorts, "turn-relay-ports", "49152-65535", "relay port range MIN-MAX (forward these UDP ports to the Box)")
+	fs.StringVar(&c.TURNSecret, "turn-secret", "", "comma-separated TURN REST secrets, the first signs /ice credentials (rotation: put the new one first); default: a secret generated in -data-dir")
+	fs.StringVar(&c.TURNStaticUsers, "turn-static-users", "", "comma-separated user:password long-term TURN users that never expire")
+	fs.StringVar(&c.TURNAllowPeers, "turn-allow-peers", "", "comma-separated CIDRs TURN may relay to although the deny-list refuses them (e.g. your LAN, 192.168.1.0/24)")
+	fs.IntVar(&c.TURNUserQuota, "turn-user-quota", 50, "concurrent allocations per user (per client IP for /ice credentials)")
+	fs.IntVar(&c.TURNTotalQuota, "turn-total-quota", 1000, "concurrent allocations in all")
+	fs.IntVar(&c.TURNMaxPermissions, "turn-max-permissions", 32, "permissions, and channels, per allocation")
+	fs.Int64Var(&c.TURNBandwidth, "turn-bandwidth", 1<<20, "relayed bytes/s per allocation, each direction; -1 for no limit")
+	fs.Int64Var(&c.TURNBandwidthTotal, "turn-bandwidth-total", -1, "relayed bytes/s in all, each direction; -1 for no limit")
+	fs.Float64Var(&c.TURNUnauthRate, "turn-unauth-rate", 20, "unauthenticated STUN/TURN requests per second per client IP")
+	fs.IntVar(&c.TURNSocketsPerPort, "turn-sockets-per-port", 0, "UDP sockets per port (SO_REUSEPORT); 0 for one per CPU")
+	fs.DurationVar(&c.TURNAllocationLifetime, "turn-allocation-lifetime", 10*time.Minute, "allocation lifetime when the client asks none")
+	fs.DurationVar(&c.ICETTL, "ice-ttl", 12*time.Hour, "lifetime of the TURN credentials /ice hands out (bounds a relayed call)")
+	fs.StringVar(&c.ICEAllowOrigins, "ice-allow-origins", "", "comma-separated origins whose pages may read /ice (CORS), * for any; default: same origin only")
 	fs.StringVar(&c.ConfigFile, "config", "", "TOML file of options (keys are the flag names)")
 	return fs
 }
@@ -198,6 +245,22 @@ func (c *config) validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("log-level %q: %v", c.LogLevel, err)
+	}
+	if c.TURN {
+		if _, _, err := c.relayPorts(); err != nil {
+			bad("turn-relay-ports %q: %v", c.TURNRelayPorts, err)
+		}
+		if _, err := c.allowPeers(); err != nil {
+			bad("turn-allow-peers %q: %v", c.TURNAllowPeers, err)
+		}
+		if _, err := c.staticUsers(); err != nil {
+			bad("turn-static-users: %v", err)
+		}
+		for _, ip := range []struct{ name, v string }{{"turn-relay-ip", c.TURNRelayIP}, {"turn-relay-ip6", c.TURNRelayIP6}} {
+			if ip.v != "" && net.ParseIP(ip.v) == nil {
+				bad("%s %q: not an IP address", ip.name, ip.v)
+			}
+		}
 	}
 	if c.DrainTimeout < 0 {
 		bad("drain-timeout %v is negative", c.DrainTimeout)
