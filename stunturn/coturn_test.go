@@ -111,8 +111,12 @@ func TestCoturnUClient(t *testing.T) {
 	s := newSamePortServer(t, Config{Secrets: [][]byte{[]byte(coturnSecret)}, AllowLoopbackForTests: true,
 		UnauthRatePerIP: 1000})
 	echo := udpEcho(t, "udp4", "127.0.0.1:0")
-	const clients, msgs = 10, 100
-	common := []string{"-m", strconv.Itoa(clients), "-n", strconv.Itoa(msgs), "-l", "500", "-z", "10",
+	// A modest load: per run 6 clients (an even number: -y pairs them) each sending 100 messages of 500 B at
+	// 50/s and receiving them back, 4 runs at once: ~1000 datagrams/s into
+	// the server. -race slows the server several times, and CI runs other
+	// packages' tests beside these on 2 cores.
+	const clients, msgs = 6, 100
+	common := []string{"-m", strconv.Itoa(clients), "-n", strconv.Itoa(msgs), "-l", "500", "-z", "20",
 		"-W", coturnSecret, "-p", port(s.udp())}
 	cases := []struct {
 		name string

@@ -20,6 +20,7 @@ func listenUDP(ctx context.Context, addr string, n int) ([]net.PacketConn, error
 	if err != nil {
 		return nil, fmt.Errorf("listen udp %s: %w", addr, err)
 	}
+	setBuffers(first, listenSocketBuffer)
 	conns := []net.PacketConn{first}
 	host, _, _ := net.SplitHostPort(addr)
 	port := first.LocalAddr().(*net.UDPAddr).Port
@@ -31,9 +32,27 @@ func listenUDP(ctx context.Context, addr string, n int) ([]net.PacketConn, error
 			}
 			return nil, fmt.Errorf("listen udp %s (socket %d): %w", addr, len(conns)+1, err)
 		}
+		setBuffers(c, listenSocketBuffer)
 		conns = append(conns, c)
 	}
 	return conns, nil
+}
+
+// Socket buffer sizes. The kernel default (rmem_default, often 208 KiB) is
+// a fraction of a second at a few thousand datagrams per second, so a
+// server that stalls briefly (GC, a busy Raspberry Pi) drops datagrams
+// (RcvbufErrors, coturn#616). The kernel caps these at net.core.rmem_max
+// and wmem_max; raise those for the full size.
+const (
+	listenSocketBuffer = 4 << 20
+	relaySocketBuffer  = 1 << 20
+)
+
+func setBuffers(c net.PacketConn, size int) {
+	if u, ok := c.(*net.UDPConn); ok {
+		_ = u.SetReadBuffer(size)
+		_ = u.SetWriteBuffer(size)
+	}
 }
 
 // guardedPacketConn is a UDP listening socket as pion sees it: the guard

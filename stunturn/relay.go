@@ -104,6 +104,7 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 		}
 		return nil, nil, fmt.Errorf("allocate %s relay: %w", conf.Network, err)
 	}
+	setBuffers(pc, relaySocketBuffer)
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	relayed := &net.UDPAddr{IP: adv, Port: port}
 	if conf.UserID == "" {

@@ -540,3 +540,42 @@ func TestClose(t *testing.T) {
 		t.Errorf("client TCP read after Close = %v, want EOF", err)
 	}
 }
+
+// TestReusePortSockets: SocketsPerPort sockets share one port, and clients
+// on different source ports are served by more than one of them.
+func TestReusePortSockets(t *testing.T) {
+	conns, err := listenUDP(t.Context(), "127.0.0.1:0", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	addr := conns[0].LocalAddr().String()
+	for _, c := range conns[1:] {
+		if c.LocalAddr().String() != addr {
+			t.Fatalf("socket on %v, want %v", c.LocalAddr(), addr)
+		}
+	}
+	used := make(map[int]bool)
+	for range 32 {
+		c, err := net.Dial("udp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write([]byte("x"))
+		c.Close()
+	}
+	buf := make([]byte, 16)
+	for i, pc := range conns {
+		_ = pc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, _, err := pc.ReadFrom(buf); err == nil {
+			used[i] = true
+		}
+	}
+	if len(used) < 2 {
+		t.Errorf("32 clients reached %d of 4 sockets, want several", len(used))
+	}
+}

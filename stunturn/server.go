@@ -138,6 +138,9 @@ func (s *Server) start() (err error) {
 		}
 	}
 	adv4, adv6 := detectRelayAddrs(s.ctx, hosts, cfg.RelayAddress, cfg.RelayAddressV6)
+	if adv4 == nil {
+		s.log.Warn("no IPv4 relay address: set RelayAddress; IPv4 allocations will fail")
+	}
 	gen := &relayGen{s: s, adv4: adv4, adv6: adv6, bind4: bindHost(adv4, "0.0.0.0"), bind6: bindHost(adv6, "::")}
 
 	var self []netip.Addr
@@ -215,24 +218,38 @@ func (s *Server) Close() error {
 			c.Close()
 		}
 		s.checkIdle()
+		deadline := time.NewTimer(5 * time.Second)
+		defer deadline.Stop()
 		select {
 		case <-s.idle:
-		case <-time.After(5 * time.Second):
-			s.mu.Lock()
-			left := make([]closer, 0, len(s.relays))
-			for r := range s.relays {
-				left = append(left, r)
-			}
-			s.mu.Unlock()
-			s.log.Warn("close: allocations still open after 5s, closing them", "n", len(left))
-			for _, r := range left {
-				r.Close()
+		case <-deadline.C:
+			s.forceCloseRelays()
+		}
+		// pion deletes an allocation in the goroutine that reads its relay
+		// socket, just after that socket is closed: wait for that too.
+		for end := time.Now().Add(time.Second); s.turn.AllocationCount() > 0; time.Sleep(2 * time.Millisecond) {
+			if time.Now().After(end) {
+				s.log.Warn("close: pion still lists allocations", "n", s.turn.AllocationCount())
+				break
 			}
 		}
 		s.m.unregister(s.cfg.Registerer)
 		s.log.Info("closed")
 	})
 	return s.closeErr
+}
+
+func (s *Server) forceCloseRelays() {
+	s.mu.Lock()
+	left := make([]closer, 0, len(s.relays))
+	for r := range s.relays {
+		left = append(left, r)
+	}
+	s.mu.Unlock()
+	s.log.Warn("close: relays still open after 5s, closing them", "n", len(left))
+	for _, r := range left {
+		r.Close()
+	}
 }
 
 func (s *Server) isClosed() bool {
