@@ -1,6 +1,7 @@
 package stunturn
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"net"
@@ -155,3 +156,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func netipAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// echoThrough sends ten messages on channel ch and checks each comes back.
+func echoThrough(t *testing.T, c *turnClient, ch uint16) {
+	t.Helper()
+	for i := range 10 {
+		msg := bytes.Repeat([]byte{byte(i)}, 200)
+		c.sendChannel(ch, msg)
+		got, err := c.readChannel(2 * time.Second)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo %d through relay: %v", i, err)
+		}
+	}
+}

@@ -203,15 +203,3 @@ func TestPeerInNamespace(t *testing.T) {
 		}
 	})
 }
-
-func echoThrough(t *testing.T, c *turnClient, ch uint16) {
-	t.Helper()
-	for i := range 10 {
-		msg := bytes.Repeat([]byte{byte(i)}, 200)
-		c.sendChannel(ch, msg)
-		got, err := c.readChannel(2 * time.Second)
-		if err != nil || !bytes.Equal(got, msg) {
-			t.Fatalf("echo %d through relay: %v", i, err)
-		}
-	}
-}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -111,7 +112,9 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 		return pc, relayed, nil
 	}
 	r := &relayPacketConn{PacketConn: pc, relayBase: relayBase{s: g.s, acct: acct},
-		in: byteBucket(g.s.cfg.BandwidthPerAllocation), out: byteBucket(g.s.cfg.BandwidthPerAllocation)}
+		in: byteBucket(g.s.cfg.BandwidthPerAllocation), out: byteBucket(g.s.cfg.BandwidthPerAllocation),
+		key: relayed.String(), perms: make(map[netip.Addr]struct{})}
+	g.s.indexRelay(r.key, r)
 	r.start(r)
 	return r, relayed, nil
 }
@@ -236,6 +239,34 @@ type relayPacketConn struct {
 	net.PacketConn
 	relayBase
 	in, out *bucket // peer→client, client→peer
+	key     string  // relayed address, as pion reports it in events
+
+	// The allocation's permissions, mirrored from pion's events, so that
+	// datagrams from peers without one are dropped before they are counted
+	// or spend the bandwidth budget (pion would drop them a moment later).
+	permMu sync.RWMutex
+	perms  map[netip.Addr]struct{}
+}
+
+func (r *relayPacketConn) setPermission(ip net.IP, ok bool) {
+	r.permMu.Lock()
+	defer r.permMu.Unlock()
+	if ok {
+		r.perms[ipKey(ip)] = struct{}{}
+	} else {
+		delete(r.perms, ipKey(ip))
+	}
+}
+
+func (r *relayPacketConn) permitted(addr net.Addr) bool {
+	u, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return false
+	}
+	r.permMu.RLock()
+	defer r.permMu.RUnlock()
+	_, ok = r.perms[ipKey(u.IP)]
+	return ok
 }
 
 func (r *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -243,6 +274,9 @@ func (r *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		n, addr, err := r.PacketConn.ReadFrom(p)
 		if err != nil {
 			return n, addr, err
+		}
+		if !r.permitted(addr) {
+			continue
 		}
 		if !r.in.allow(float64(n)) || !r.s.totalIn.allow(float64(n)) {
 			r.s.m.dropBandwidth.Inc()
@@ -265,7 +299,12 @@ func (r *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return r.PacketConn.WriteTo(p, addr)
 }
 
-func (r *relayPacketConn) Close() error { return r.finish(r, r.PacketConn.Close) }
+func (r *relayPacketConn) Close() error {
+	return r.finish(r, func() error {
+		r.s.unindexRelay(r.key, r)
+		return r.PacketConn.Close()
+	})
+}
 
 // relayListener is a TCP allocation's relay port (RFC 6062); connections
 // from peers are bandwidth-limited like dialed ones.

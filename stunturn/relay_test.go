@@ -579,3 +579,33 @@ func TestReusePortSockets(t *testing.T) {
 		t.Errorf("32 clients reached %d of 4 sockets, want several", len(used))
 	}
 }
+
+// TestUnpermittedPeerNotCounted: datagrams to a relay from a peer without a
+// permission are dropped before they are counted or charged to the
+// allocation's bandwidth.
+func TestUnpermittedPeerNotCounted(t *testing.T) {
+	s := newTestServer(t, Config{AllowLoopbackForTests: true, BandwidthPerAllocation: 20_000})
+	user, pass := restCreds("noperm")
+	c := dialTURN(t, "udp", s.udp(), user, pass)
+	relay := c.mustAllocate(protoUDP, famV4)
+	peer := udpEcho(t, "udp4", "127.0.0.1:0")
+	if code := c.channelBind(0x4000, peer); code != 0 {
+		t.Fatalf("ChannelBind = %d", code)
+	}
+	stranger, err := net.ListenPacket("udp4", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	for range 100 {
+		_, _ = stranger.WriteTo(make([]byte, 1000), net.UDPAddrFromAddrPort(relay))
+	}
+	// The allocation's 20 kB/s budget is intact: an echo still gets through.
+	echoThrough(t, c, 0x4000)
+	if got := counterValue(t, s.m.bytesToClient); got != 10*200 {
+		t.Errorf("relayed_bytes_total{to_client} = %v, want %d (the echoes only)", got, 10*200)
+	}
+	if got := counterValue(t, s.m.dropBandwidth); got != 0 {
+		t.Errorf("dropped_packets_total{bandwidth} = %v, want 0", got)
+	}
+}

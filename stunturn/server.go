@@ -33,12 +33,13 @@ type Server struct {
 
 	warnDenied everyMinute
 
-	mu     sync.Mutex
-	closed bool
-	stash  map[string][]byte     // see verify
-	conns  map[net.Conn]struct{} // client TCP/TLS connections
-	relays map[closer]struct{}   // open relay sockets and connections
-	idle   chan struct{}         // closed when conns and relays are empty after Close
+	mu        sync.Mutex
+	closed    bool
+	stash     map[string][]byte           // see verify
+	conns     map[net.Conn]struct{}       // client TCP/TLS connections
+	relays    map[closer]struct{}         // open relay sockets and connections
+	udpRelays map[string]*relayPacketConn // by relayed address, for permission events
+	idle      chan struct{}               // closed when conns and relays are empty after Close
 
 	closeOnce sync.Once
 	closeErr  error
@@ -62,18 +63,19 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "turn"),
-		m:        m,
-		quota:    newQuotas(cfg.UserQuota, cfg.TotalQuota),
-		unauth:   newSourceLimiter(cfg.UnauthRatePerIP),
-		totalIn:  byteBucket(cfg.BandwidthTotal),
-		totalOut: byteBucket(cfg.BandwidthTotal),
-		ctx:      ctx,
-		cancel:   cancel,
-		stash:    make(map[string][]byte),
-		conns:    make(map[net.Conn]struct{}),
-		relays:   make(map[closer]struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "turn"),
+		m:         m,
+		quota:     newQuotas(cfg.UserQuota, cfg.TotalQuota),
+		unauth:    newSourceLimiter(cfg.UnauthRatePerIP),
+		totalIn:   byteBucket(cfg.BandwidthTotal),
+		totalOut:  byteBucket(cfg.BandwidthTotal),
+		ctx:       ctx,
+		cancel:    cancel,
+		stash:     make(map[string][]byte),
+		conns:     make(map[net.Conn]struct{}),
+		relays:    make(map[closer]struct{}),
+		udpRelays: make(map[string]*relayPacketConn),
 	}
 	if len(cfg.Secrets) > 0 || len(cfg.StaticUsers) > 0 {
 		s.auth = &authenticator{realm: cfg.Realm, secrets: cfg.Secrets, static: cfg.StaticUsers}
@@ -288,6 +290,33 @@ func (s *Server) untrackRelay(r closer) {
 	s.checkIdle()
 }
 
+func (s *Server) indexRelay(key string, r *relayPacketConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.udpRelays[key] = r
+}
+
+func (s *Server) unindexRelay(key string, r *relayPacketConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.udpRelays[key] == r {
+		delete(s.udpRelays, key)
+	}
+}
+
+// setRelayPermission mirrors a permission event to the UDP relay socket.
+func (s *Server) setRelayPermission(relay net.Addr, peer net.IP, ok bool) {
+	if relay == nil {
+		return
+	}
+	s.mu.Lock()
+	r := s.udpRelays[relay.String()]
+	s.mu.Unlock()
+	if r != nil {
+		r.setPermission(peer, ok)
+	}
+}
+
 // checkIdle closes s.idle once Close has begun and nothing is left open.
 func (s *Server) checkIdle() {
 	s.mu.Lock()
@@ -368,11 +397,13 @@ func (s *Server) eventHandler() turn.EventHandler {
 			s.m.allocations.Dec()
 			s.log.Debug("allocation deleted", "client", src.String(), "username", userID)
 		},
-		OnPermissionCreated: func(src, dst net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
+		OnPermissionCreated: func(src, dst net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
 			s.allocs.update(allocKey(src, dst), func(a *allocState) { a.perms[ipKey(peer)] = struct{}{} })
+			s.setRelayPermission(relay, peer, true)
 		},
-		OnPermissionDeleted: func(src, dst net.Addr, _, _, _ string, _ net.Addr, peer net.IP) {
+		OnPermissionDeleted: func(src, dst net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
 			s.allocs.update(allocKey(src, dst), func(a *allocState) { delete(a.perms, ipKey(peer)) })
+			s.setRelayPermission(relay, peer, false)
 		},
 		OnChannelCreated: func(src, dst net.Addr, _, _, _ string, _, _ net.Addr, ch uint16) {
 			s.allocs.update(allocKey(src, dst), func(a *allocState) { a.channels[ch] = struct{}{} })
