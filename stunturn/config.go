@@ -15,18 +15,18 @@ import (
 
 // Defaults for the zero fields of Config.
 const (
-	DefaultListen          = ":3478"
-	DefaultListenTLS       = ":5349"
-	DefaultRealm           = "boxsignal"
-	DefaultRelayPortMin    = 49152
-	DefaultRelayPortMax    = 65535
-	DefaultUserQuota       = 50
-	DefaultTotalQuota      = 1000
-	DefaultMaxPermissions  = 32
-	DefaultBandwidthPerAll = 1 << 20 // bytes/s, each direction
-	DefaultUnauthRatePerIP = 20      // requests/s
-	DefaultAllocationLife  = 10 * time.Minute
-	maxSocketsPerPort      = 16
+	DefaultListen                 = ":3478"
+	DefaultListenTLS              = ":5349"
+	DefaultRealm                  = "boxsignal"
+	DefaultRelayPortMin           = 49152
+	DefaultRelayPortMax           = 65535
+	DefaultUserQuota              = 50
+	DefaultTotalQuota             = 1000
+	DefaultMaxPermissions         = 32
+	DefaultBandwidthPerAllocation = 1 << 20 // bytes/s, each direction
+	DefaultUnauthRatePerIP        = 20      // requests/s
+	DefaultAllocationLife         = 10 * time.Minute
+	maxSocketsPerPort             = 16
 )
 
 // Config configures a Server. A zero field means the default given in its
@@ -89,7 +89,7 @@ type Config struct {
 	MaxPermissions int
 	// BandwidthPerAllocation caps each allocation's relayed payload in
 	// bytes/s, each direction separately. UDP over the cap is dropped, TCP
-	// is slowed down. Default DefaultBandwidthPerAll (1 MiB/s).
+	// is slowed down. Default DefaultBandwidthPerAllocation (1 MiB/s).
 	BandwidthPerAllocation int64
 	// BandwidthTotal caps all relayed payload in bytes/s, each direction
 	// separately. Default: no limit.
@@ -175,7 +175,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.UserQuota = orDefault(cfg.UserQuota, DefaultUserQuota)
 	cfg.TotalQuota = orDefault(cfg.TotalQuota, DefaultTotalQuota)
 	cfg.MaxPermissions = orDefault(cfg.MaxPermissions, DefaultMaxPermissions)
-	cfg.BandwidthPerAllocation = orDefault(cfg.BandwidthPerAllocation, DefaultBandwidthPerAll)
+	cfg.BandwidthPerAllocation = orDefault(cfg.BandwidthPerAllocation, DefaultBandwidthPerAllocation)
 	cfg.UnauthRatePerIP = orDefault(cfg.UnauthRatePerIP, DefaultUnauthRatePerIP)
 	if cfg.SocketsPerPort == 0 {
 		cfg.SocketsPerPort = min(runtime.NumCPU(), maxSocketsPerPort)

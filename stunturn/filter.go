@@ -5,32 +5,32 @@ import (
 	"net/netip"
 )
 
-// DenyReason says why the peer filter refused an address. It is the "reason"
+// denyReason says why the peer filter refused an address. It is the "reason"
 // label of signald_turn_denied_peers_total, so the set is small and fixed.
-type DenyReason string
+type denyReason string
 
 // The reasons a peer address is refused.
 const (
-	ReasonNone        DenyReason = ""
-	ReasonUnspecified DenyReason = "unspecified" // 0.0.0.0/8, ::
-	ReasonLoopback    DenyReason = "loopback"    // 127.0.0.0/8, ::1
-	ReasonLinkLocal   DenyReason = "link_local"  // 169.254.0.0/16 (cloud metadata), fe80::/10
-	ReasonMulticast   DenyReason = "multicast"   // 224.0.0.0/4, ff00::/8
-	ReasonPrivate     DenyReason = "private"     // RFC 1918, 100.64.0.0/10, fc00::/7, fec0::/10
-	ReasonReserved    DenyReason = "reserved"    // documentation, benchmarking, 240/4, transition forms, non-2000::/3
-	ReasonSelf        DenyReason = "self"        // one of this Box's own addresses
+	reasonNone        denyReason = ""
+	reasonUnspecified denyReason = "unspecified" // 0.0.0.0/8, ::
+	reasonLoopback    denyReason = "loopback"    // 127.0.0.0/8, ::1
+	reasonLinkLocal   denyReason = "link_local"  // 169.254.0.0/16 (cloud metadata), fe80::/10
+	reasonMulticast   denyReason = "multicast"   // 224.0.0.0/4, ff00::/8
+	reasonPrivate     denyReason = "private"     // RFC 1918, 100.64.0.0/10, fc00::/7, fec0::/10
+	reasonReserved    denyReason = "reserved"    // documentation, benchmarking, 240/4, transition forms, non-2000::/3
+	reasonSelf        denyReason = "self"        // one of this Box's own addresses
 )
 
-// denyReasons lists every DenyReason, for metric initialisation and docs.
-var denyReasons = []DenyReason{ReasonUnspecified, ReasonLoopback, ReasonLinkLocal,
-	ReasonMulticast, ReasonPrivate, ReasonReserved, ReasonSelf}
+// denyReasons lists every denyReason, for metric initialisation and docs.
+var denyReasons = []denyReason{reasonUnspecified, reasonLoopback, reasonLinkLocal,
+	reasonMulticast, reasonPrivate, reasonReserved, reasonSelf}
 
 type rangeRule struct {
 	prefix netip.Prefix
-	reason DenyReason
+	reason denyReason
 }
 
-func rules(reason DenyReason, prefixes ...string) []rangeRule {
+func rules(reason denyReason, prefixes ...string) []rangeRule {
 	r := make([]rangeRule, len(prefixes))
 	for i, p := range prefixes {
 		r[i] = rangeRule{netip.MustParsePrefix(p), reason}
@@ -42,20 +42,20 @@ func rules(reason DenyReason, prefixes ...string) []rangeRule {
 // legitimate WebRTC peer there, and they are the classic SSRF targets
 // (CVE-2020-26262: 0.0.0.0 and :: reach localhost on Linux).
 var hardDeny = concat(
-	rules(ReasonUnspecified, "0.0.0.0/8", "::/128"),
-	rules(ReasonLoopback, "127.0.0.0/8", "::1/128"),
-	rules(ReasonLinkLocal, "169.254.0.0/16", "fe80::/10"),
-	rules(ReasonMulticast, "224.0.0.0/4", "ff00::/8"),
-	rules(ReasonReserved, "240.0.0.0/4"), // includes 255.255.255.255
+	rules(reasonUnspecified, "0.0.0.0/8", "::/128"),
+	rules(reasonLoopback, "127.0.0.0/8", "::1/128"),
+	rules(reasonLinkLocal, "169.254.0.0/16", "fe80::/10"),
+	rules(reasonMulticast, "224.0.0.0/4", "ff00::/8"),
+	rules(reasonReserved, "240.0.0.0/4"), // includes 255.255.255.255
 )
 
 // softDeny ranges are refused unless AllowPeers covers the address.
 var softDeny = concat(
-	rules(ReasonPrivate,
+	rules(reasonPrivate,
 		"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", // RFC 1918
 		"100.64.0.0/10",          // RFC 6598 carrier-grade NAT
 		"fc00::/7", "fec0::/10"), // ULA, deprecated site-local
-	rules(ReasonReserved,
+	rules(reasonReserved,
 		"192.0.0.0/24",    // IETF protocol assignments
 		"192.0.2.0/24",    // TEST-NET-1
 		"192.88.99.0/24",  // 6to4 relay anycast
@@ -112,42 +112,42 @@ func bitsUnmapped(p netip.Prefix) int {
 }
 
 // checkIP is checkAddr for a net.IP as pion hands it over.
-func (f *peerFilter) checkIP(ip net.IP) DenyReason {
+func (f *peerFilter) checkIP(ip net.IP) denyReason {
 	a, ok := netip.AddrFromSlice(ip)
 	if !ok {
-		return ReasonReserved
+		return reasonReserved
 	}
 	return f.checkAddr(a)
 }
 
-// checkAddr returns ReasonNone when a client may relay to a, or the reason
+// checkAddr returns reasonNone when a client may relay to a, or the reason
 // it may not. Every address a can stand for is checked: the address itself
 // with any IPv4-mapped form removed, and the IPv4 address embedded in it by
 // NAT64, 6to4 or the IPv4-compatible form. Each must pass.
-func (f *peerFilter) checkAddr(a netip.Addr) DenyReason {
+func (f *peerFilter) checkAddr(a netip.Addr) denyReason {
 	a = a.Unmap().WithZone("")
 	if v4, ok := embeddedIPv4(a); ok {
-		if r := f.checkOne(v4); r != ReasonNone {
+		if r := f.checkOne(v4); r != reasonNone {
 			return r
 		}
 	}
 	return f.checkOne(a)
 }
 
-func (f *peerFilter) checkOne(a netip.Addr) DenyReason {
+func (f *peerFilter) checkOne(a netip.Addr) denyReason {
 	for _, r := range hardDeny {
 		if r.prefix.Contains(a) {
-			if r.reason == ReasonLoopback && f.allowLoopback {
-				return ReasonNone
+			if r.reason == reasonLoopback && f.allowLoopback {
+				return reasonNone
 			}
 			return r.reason
 		}
 	}
 	if f.allowed(a) {
-		return ReasonNone
+		return reasonNone
 	}
 	if f.self[a] {
-		return ReasonSelf
+		return reasonSelf
 	}
 	for _, r := range softDeny {
 		if r.prefix.Contains(a) {
@@ -155,9 +155,9 @@ func (f *peerFilter) checkOne(a netip.Addr) DenyReason {
 		}
 	}
 	if a.Is6() && !globalUnicast6.Contains(a) {
-		return ReasonReserved
+		return reasonReserved
 	}
-	return ReasonNone
+	return reasonNone
 }
 
 func (f *peerFilter) allowed(a netip.Addr) bool {

@@ -11,57 +11,57 @@ func TestFilterReasons(t *testing.T) {
 	f := newPeerFilter(nil, self, false)
 	for _, tc := range []struct {
 		addr string
-		want DenyReason
+		want denyReason
 	}{
-		{"127.0.0.1", ReasonLoopback},
-		{"::1", ReasonLoopback},
-		{"::ffff:127.0.0.1", ReasonLoopback},
-		{"::127.0.0.1", ReasonLoopback},
-		{"64:ff9b::7f00:1", ReasonLoopback},
-		{"2002:7f00:1::", ReasonLoopback},
-		{"0.0.0.0", ReasonUnspecified},
-		{"0.255.255.255", ReasonUnspecified},
-		{"::", ReasonUnspecified},
-		{"::ffff:0.0.0.0", ReasonUnspecified},
-		{"64:ff9b::", ReasonUnspecified},
-		{"169.254.169.254", ReasonLinkLocal},
-		{"::ffff:169.254.169.254", ReasonLinkLocal},
-		{"fe80::1", ReasonLinkLocal},
-		{"fe80::1%eth0", ReasonLinkLocal},
-		{"10.0.0.1", ReasonPrivate},
-		{"172.16.5.4", ReasonPrivate},
-		{"192.168.1.1", ReasonPrivate},
-		{"100.64.0.1", ReasonPrivate},
-		{"fc00::1", ReasonPrivate},
-		{"fd00::2", ReasonPrivate},
-		{"fec0::1", ReasonPrivate},
-		{"2002:c0a8:101::1", ReasonPrivate},
-		{"224.0.0.251", ReasonMulticast},
-		{"ff02::fb", ReasonMulticast},
-		{"255.255.255.255", ReasonReserved},
-		{"240.0.0.1", ReasonReserved},
-		{"192.0.2.1", ReasonReserved},
-		{"198.51.100.7", ReasonReserved},
-		{"203.0.113.9", ReasonReserved},
-		{"198.18.0.1", ReasonReserved},
-		{"192.88.99.1", ReasonReserved},
-		{"2001:db8::1", ReasonReserved},
-		{"2001::1", ReasonReserved},
-		{"2002:808:808::1", ReasonReserved}, // 6to4 of a public address: still refused
-		{"64:ff9b::808:808", ReasonReserved},
-		{"64:ff9b:1::1", ReasonReserved},
-		{"::808:808", ReasonReserved},
-		{"100::1", ReasonReserved},
-		{"4000::1", ReasonReserved}, // outside 2000::/3
-		{"11.22.33.44", ReasonSelf},
-		{"::ffff:11.22.33.44", ReasonSelf},
-		{"2a00:1450::44", ReasonSelf},
-		{"8.8.8.8", ReasonNone},
-		{"::ffff:8.8.8.8", ReasonNone},
-		{"1.1.1.1", ReasonNone},
-		{"11.22.33.45", ReasonNone},
-		{"2a00:1450:4001::1", ReasonNone},
-		{"2606:4700::1111", ReasonNone},
+		{"127.0.0.1", reasonLoopback},
+		{"::1", reasonLoopback},
+		{"::ffff:127.0.0.1", reasonLoopback},
+		{"::127.0.0.1", reasonLoopback},
+		{"64:ff9b::7f00:1", reasonLoopback},
+		{"2002:7f00:1::", reasonLoopback},
+		{"0.0.0.0", reasonUnspecified},
+		{"0.255.255.255", reasonUnspecified},
+		{"::", reasonUnspecified},
+		{"::ffff:0.0.0.0", reasonUnspecified},
+		{"64:ff9b::", reasonUnspecified},
+		{"169.254.169.254", reasonLinkLocal},
+		{"::ffff:169.254.169.254", reasonLinkLocal},
+		{"fe80::1", reasonLinkLocal},
+		{"fe80::1%eth0", reasonLinkLocal},
+		{"10.0.0.1", reasonPrivate},
+		{"172.16.5.4", reasonPrivate},
+		{"192.168.1.1", reasonPrivate},
+		{"100.64.0.1", reasonPrivate},
+		{"fc00::1", reasonPrivate},
+		{"fd00::2", reasonPrivate},
+		{"fec0::1", reasonPrivate},
+		{"2002:c0a8:101::1", reasonPrivate},
+		{"224.0.0.251", reasonMulticast},
+		{"ff02::fb", reasonMulticast},
+		{"255.255.255.255", reasonReserved},
+		{"240.0.0.1", reasonReserved},
+		{"192.0.2.1", reasonReserved},
+		{"198.51.100.7", reasonReserved},
+		{"203.0.113.9", reasonReserved},
+		{"198.18.0.1", reasonReserved},
+		{"192.88.99.1", reasonReserved},
+		{"2001:db8::1", reasonReserved},
+		{"2001::1", reasonReserved},
+		{"2002:808:808::1", reasonReserved}, // 6to4 of a public address: still refused
+		{"64:ff9b::808:808", reasonReserved},
+		{"64:ff9b:1::1", reasonReserved},
+		{"::808:808", reasonReserved},
+		{"100::1", reasonReserved},
+		{"4000::1", reasonReserved}, // outside 2000::/3
+		{"11.22.33.44", reasonSelf},
+		{"::ffff:11.22.33.44", reasonSelf},
+		{"2a00:1450::44", reasonSelf},
+		{"8.8.8.8", reasonNone},
+		{"::ffff:8.8.8.8", reasonNone},
+		{"1.1.1.1", reasonNone},
+		{"11.22.33.45", reasonNone},
+		{"2a00:1450:4001::1", reasonNone},
+		{"2606:4700::1111", reasonNone},
 	} {
 		a := netip.MustParseAddr(tc.addr)
 		if got := f.checkAddr(a); got != tc.want {
@@ -73,7 +73,7 @@ func TestFilterReasons(t *testing.T) {
 			}
 		}
 	}
-	if got := f.checkIP(net.IP{1, 2, 3}); got != ReasonReserved {
+	if got := f.checkIP(net.IP{1, 2, 3}); got != reasonReserved {
 		t.Errorf("checkIP(3 bytes) = %q, want reserved", got)
 	}
 }
@@ -89,20 +89,20 @@ func TestFilterAllowPeers(t *testing.T) {
 	}, []netip.Addr{netip.MustParseAddr("192.168.1.10")}, false)
 	for _, tc := range []struct {
 		addr string
-		want DenyReason
+		want denyReason
 	}{
-		{"192.168.1.20", ReasonNone},
-		{"::ffff:192.168.1.20", ReasonNone},
-		{"192.168.1.10", ReasonNone}, // an allowed own address
-		{"10.9.8.7", ReasonNone},
-		{"fd00:1::5", ReasonNone},
-		{"fd00:2::5", ReasonPrivate},
-		{"2002:c0a8:114::1", ReasonReserved}, // embedded 192.168.1.20 is allowed, 6to4 itself is not
-		{"127.0.0.1", ReasonLoopback},
-		{"169.254.169.254", ReasonLinkLocal},
-		{"0.0.0.0", ReasonUnspecified},
-		{"224.0.0.1", ReasonMulticast},
-		{"172.16.0.1", ReasonNone}, // 0.0.0.0/0 opened every soft range
+		{"192.168.1.20", reasonNone},
+		{"::ffff:192.168.1.20", reasonNone},
+		{"192.168.1.10", reasonNone}, // an allowed own address
+		{"10.9.8.7", reasonNone},
+		{"fd00:1::5", reasonNone},
+		{"fd00:2::5", reasonPrivate},
+		{"2002:c0a8:114::1", reasonReserved}, // embedded 192.168.1.20 is allowed, 6to4 itself is not
+		{"127.0.0.1", reasonLoopback},
+		{"169.254.169.254", reasonLinkLocal},
+		{"0.0.0.0", reasonUnspecified},
+		{"224.0.0.1", reasonMulticast},
+		{"172.16.0.1", reasonNone}, // 0.0.0.0/0 opened every soft range
 	} {
 		if got := f.checkAddr(netip.MustParseAddr(tc.addr)); got != tc.want {
 			t.Errorf("checkAddr(%s) = %q, want %q", tc.addr, got, tc.want)
@@ -113,11 +113,11 @@ func TestFilterAllowPeers(t *testing.T) {
 func TestFilterAllowLoopbackForTests(t *testing.T) {
 	f := newPeerFilter(nil, nil, true)
 	for _, a := range []string{"127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"} {
-		if got := f.checkAddr(netip.MustParseAddr(a)); got != ReasonNone {
+		if got := f.checkAddr(netip.MustParseAddr(a)); got != reasonNone {
 			t.Errorf("with AllowLoopbackForTests, checkAddr(%s) = %q", a, got)
 		}
 	}
-	if got := f.checkAddr(netip.MustParseAddr("0.0.0.0")); got != ReasonUnspecified {
+	if got := f.checkAddr(netip.MustParseAddr("0.0.0.0")); got != reasonUnspecified {
 		t.Errorf("with AllowLoopbackForTests, checkAddr(0.0.0.0) = %q, want unspecified", got)
 	}
 }
@@ -152,7 +152,7 @@ func FuzzFilter(f *testing.F) {
 		copy(b16[12:], v4[:])
 		compat := netip.AddrFrom16(b16)
 		for _, alias := range []netip.Addr{mapped, nat64, sixto4, compat} {
-			if r != ReasonNone && filter.checkAddr(alias) == ReasonNone {
+			if r != reasonNone && filter.checkAddr(alias) == reasonNone {
 				t.Errorf("%v is refused (%s) but its alias %v is allowed", a, r, alias)
 			}
 		}

@@ -150,7 +150,7 @@ func (s *Server) checkPeers(m *stun.Message, key []byte, src, local net.Addr, r 
 		return true // pion answers 400
 	}
 	for _, p := range peers {
-		if reason := s.filter.checkAddr(p); reason != ReasonNone {
+		if reason := s.filter.checkAddr(p); reason != reasonNone {
 			s.peerDenied(reason, src, p)
 			s.replyError(m, key, stun.CodeForbidden, src, r)
 			return false
@@ -191,7 +191,7 @@ func (s *Server) replyError(m *stun.Message, key []byte, code stun.ErrorCode, to
 // peerDenied counts and logs a refused peer. The first refusal in a minute
 // is logged at Warn, so an operator notices a LAN that needs AllowPeers
 // (or an attack); the rest at Debug.
-func (s *Server) peerDenied(reason DenyReason, client net.Addr, peer netip.Addr) {
+func (s *Server) peerDenied(reason denyReason, client net.Addr, peer netip.Addr) {
 	s.m.deniedPeers.WithLabelValues(string(reason)).Inc()
 	level := slog.LevelDebug
 	if s.warnDenied.ok(time.Now()) {

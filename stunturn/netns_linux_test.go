@@ -162,7 +162,7 @@ func TestPeerInNamespace(t *testing.T) {
 				t.Errorf("CreatePermission(%v) = %d, want 403", denied, code)
 			}
 		}
-		if got := counterValue(t, s.m.deniedPeers.WithLabelValues(string(ReasonSelf))); got != 2 {
+		if got := counterValue(t, s.m.deniedPeers.WithLabelValues(string(reasonSelf))); got != 2 {
 			t.Errorf(`denied_peers_total{reason="self"} = %v, want 2`, got)
 		}
 

@@ -158,7 +158,7 @@ func (g *relayGen) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) 
 	if !ok {
 		return nil, errBadPeer
 	}
-	if reason := g.s.filter.checkIP(remote.IP); reason != ReasonNone {
+	if reason := g.s.filter.checkIP(remote.IP); reason != reasonNone {
 		return nil, fmt.Errorf("%w: %s", errPeerDenied, reason)
 	}
 	_, bind, err := g.family(conf.Network)

@@ -201,7 +201,7 @@ func TestDenyList(t *testing.T) {
 	if want := float64(3 * len(addrs)); denied != want {
 		t.Errorf("denied_peers_total = %v, want %v", denied, want)
 	}
-	if got := counterValue(t, s.m.deniedPeers.WithLabelValues(string(ReasonSelf))); got != float64(3*self) {
+	if got := counterValue(t, s.m.deniedPeers.WithLabelValues(string(reasonSelf))); got != float64(3*self) {
 		t.Errorf(`denied_peers_total{reason="self"} = %v, want %v`, got, 3*self)
 	}
 }

@@ -369,7 +369,7 @@ func (s *Server) quotaHandler(userID, _ string, src net.Addr) bool {
 // pion another way.
 func (s *Server) permissionHandler(client net.Addr, peer net.IP) bool {
 	reason := s.filter.checkIP(peer)
-	if reason == ReasonNone {
+	if reason == reasonNone {
 		return true
 	}
 	a, _ := netip.AddrFromSlice(peer)
