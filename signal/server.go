@@ -130,15 +130,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // session returns the conn of ws. The upgrade sets it right after the
-// handshake reply, so a message can in rare cases be read a moment before.
+// handshake reply, so the first message can in rare cases be read a moment
+// before: wait for it, briefly. SessionWithLock takes the lock SetSession
+// holds, so what ServeHTTP wrote into the conn before is visible here.
 func session(ws *websocket.Conn) *conn {
-	for range 10000 {
-		if c, ok := ws.Session().(*conn); ok {
+	var deadline time.Time
+	for i := 0; ; i++ {
+		if c, ok := ws.SessionWithLock().(*conn); ok {
 			return c
 		}
-		runtime.Gosched()
+		switch {
+		case i == 0:
+			deadline = time.Now().Add(5 * time.Second)
+		case time.Now().After(deadline):
+			return nil
+		case i < 100:
+			runtime.Gosched()
+		default:
+			time.Sleep(100 * time.Microsecond)
+		}
 	}
-	return nil
 }
 
 func (s *Server) onMessage(ws *websocket.Conn, _ websocket.MessageType, data []byte) {
@@ -153,7 +164,7 @@ func (s *Server) onMessage(ws *websocket.Conn, _ websocket.MessageType, data []b
 }
 
 func (s *Server) onClose(ws *websocket.Conn, _ error) {
-	c, _ := ws.Session().(*conn)
+	c, _ := ws.SessionWithLock().(*conn)
 	if c == nil {
 		return
 	}

@@ -30,6 +30,10 @@ type gobwasConn struct {
 	fd  int32
 	c   net.Conn
 	wmu sync.Mutex
+	// rmu orders the reads of one connection. EPOLLONESHOT already lets
+	// only one goroutine read at a time, but through the kernel, where the
+	// race detector cannot see it.
+	rmu sync.Mutex
 	p   *peer
 }
 
@@ -128,6 +132,8 @@ func (im *gobwasImpl) pollLoop(h *hub) {
 
 // readOne reads and handles one frame, then re-arms the fd or closes.
 func (im *gobwasImpl) readOne(g *gobwasConn, h *hub) {
+	g.rmu.Lock()
+	defer g.rmu.Unlock()
 	_ = g.c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	hdr, err := ws.ReadHeader(g.c)
 	if err != nil || hdr.Length > maxMessage || !hdr.Fin {

@@ -79,17 +79,10 @@ func (d *decoder) request(req *Request, lim Limits) error {
 	}
 	var f fields
 	for d.dec.PeekKind() != '}' {
-		name, err := d.dec.ReadValue()
+		var tmp [32]byte
+		name, err := d.name(tmp[:0])
 		if err != nil {
-			return ErrInvalidJSON
-		}
-		if bytes.IndexByte(name, '\\') >= 0 {
-			var tmp [32]byte
-			if name, err = unquote(tmp[:0], name); err != nil {
-				return ErrInvalidJSON
-			}
-		} else {
-			name = name[1 : len(name)-1]
+			return err
 		}
 		if string(name) == "offers" {
 			if err := d.offers(req, lim, &f); err != nil {
@@ -131,6 +124,34 @@ func (d *decoder) request(req *Request, lim Limits) error {
 	return f.interpret(req, lim)
 }
 
+// name reads an object member name, unescaped into buf when it has escapes.
+func (d *decoder) name(buf []byte) ([]byte, error) {
+	name, err := d.dec.ReadValue()
+	if err != nil {
+		return nil, ErrInvalidJSON
+	}
+	if bytes.IndexByte(name, '\\') < 0 {
+		return name[1 : len(name)-1], nil
+	}
+	if name, err = unquote(buf, name); err != nil {
+		return nil, ErrInvalidJSON
+	}
+	return name, nil
+}
+
+// plain returns a raw JSON string value without escapes (re-quoted), so it
+// can be compared with a literal; other values come back unchanged.
+func plain(v []byte) []byte {
+	if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v, '\\') < 0 {
+		return v
+	}
+	u, err := unquote([]byte{'"'}, v)
+	if err != nil {
+		return v
+	}
+	return append(u, '"')
+}
+
 // offers reads the "offers" array. Elements are objects with "offer" (any
 // JSON, relayed raw) and "offer_id" (binary string); a null array is none.
 func (d *decoder) offers(req *Request, lim Limits, f *fields) error {
@@ -166,18 +187,19 @@ func (d *decoder) offers(req *Request, lim Limits, f *fields) error {
 		var o Offer
 		var hasID bool
 		for d.dec.PeekKind() != '}' {
-			name, err := d.dec.ReadValue()
+			var tmp [32]byte
+			name, err := d.name(tmp[:0])
 			if err != nil {
-				return ErrInvalidJSON
+				return err
 			}
 			v, err := d.dec.ReadValue()
 			if err != nil {
 				return ErrInvalidJSON
 			}
 			switch string(name) {
-			case `"offer"`:
+			case "offer":
 				o.SDP = v
-			case `"offer_id"`:
+			case "offer_id":
 				hasID = parseBinary(v, &o.ID)
 			}
 		}
@@ -208,6 +230,7 @@ func jsonErr(err error) error {
 
 // interpret checks the fields in bittorrent-tracker's order and fills req.
 func (f *fields) interpret(req *Request, lim Limits) error {
+	f.action, f.event = plain(f.action), plain(f.event)
 	switch string(f.action) {
 	case `"announce"`:
 		req.Action = ActionAnnounce
@@ -267,7 +290,9 @@ func (f *fields) interpret(req *Request, lim Limits) error {
 	if n, ok := number(f.numwant); ok && n >= 0 {
 		req.Numwant = int(min(n, 1<<20))
 	}
-	if f.hasLeft {
+	// left: null is what a magnet client sends before it has metadata
+	// (JSON.stringify(NaN)): a leecher, although Number(null) is 0.
+	if f.hasLeft && string(f.left) != "null" {
 		n, ok := number(f.left)
 		req.Seeder = ok && n == 0
 	}
