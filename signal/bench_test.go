@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http/httptest"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -21,26 +19,7 @@ import (
 	"github.com/boxsignal/boxsignal/signal/wire"
 	"github.com/coder/websocket"
 	"github.com/go-json-experiment/json/jsontext"
-	"github.com/prometheus/client_golang/prometheus"
 )
-
-// startTracker is newTracker for benchmarks and fuzz targets, which have a
-// testing.TB rather than a *testing.T.
-func startTracker(tb testing.TB, cfg signal.Config) *tracker {
-	tb.Helper()
-	reg := prometheus.NewRegistry()
-	cfg.Registerer = reg
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	s, err := signal.NewServer(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ts := httptest.NewServer(s)
-	tb.Cleanup(func() { ts.Close(); s.Close() })
-	return &tracker{Server: s, url: "ws" + strings.TrimPrefix(ts.URL, "http"), reg: reg}
-}
 
 // relaySDP is a non-trickle Chrome data-channel offer of about 700 bytes,
 // as in signal/wire/testdata.
@@ -218,7 +197,7 @@ const offersPerOp = 5
 // benchmarkRelay runs the benchmark with one sender, or with parallelism
 // senders per GOMAXPROCS.
 func benchmarkRelay(b *testing.B, peers, parallelism int) {
-	tr := startTracker(b, signal.Config{AnnounceRate: -1, MaxConnsPerIP: -1})
+	tr := newTracker(b, signal.Config{AnnounceRate: -1, MaxConnsPerIP: -1})
 	ih := id("bench")
 	var all []*browser
 	for i := range peers {

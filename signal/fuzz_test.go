@@ -90,7 +90,7 @@ type fuzzConn struct {
 }
 
 func newHandlerFuzz(f *testing.F) *handlerFuzz {
-	h := &handlerFuzz{tr: startTracker(f, signal.Config{
+	h := &handlerFuzz{tr: newTracker(f, signal.Config{
 		AnnounceRate:    -1,
 		MaxMessageBytes: fuzzLimit,
 		MaxSDPBytes:     2 << 10,

@@ -27,8 +27,8 @@ type tracker struct {
 }
 
 // newTracker starts a tracker on 127.0.0.1 with cfg (a zero Config is the
-// defaults) and stops it when the test ends.
-func newTracker(t *testing.T, cfg signal.Config) *tracker {
+// defaults) and stops it when the test, benchmark or fuzz target ends.
+func newTracker(t testing.TB, cfg signal.Config) *tracker {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
