@@ -10,6 +10,7 @@ import (
 
 	"github.com/boxsignal/boxsignal/signal"
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // Tests for tracker-protocol.md §7: where Box Signal does better than the
@@ -172,5 +173,19 @@ func TestFanOutUniform(t *testing.T) {
 	// χ² with 5 degrees of freedom: p = 0.001 at 20.5.
 	if total != rounds || chi2 > 20.5 || math.IsNaN(chi2) {
 		t.Fatalf("offers per peer not uniform: total %d, χ² %.1f", total, chi2)
+	}
+}
+
+func TestMetricsPassPromlint(t *testing.T) {
+	tr := newTracker(t, signal.Config{})
+	c := dial(t, tr.url)
+	c.send(announce(id("lint"), id("p"), map[string]any{"event": "started"}))
+	c.recv()
+	problems, err := testutil.GatherAndLint(tr.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
 }
