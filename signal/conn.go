@@ -20,6 +20,7 @@ type conn struct {
 	ip  netip.Addr
 
 	lastActive atomic.Int64 // unix seconds of the last announce or answer
+	gone       bool         // closed and cleaned up; guarded by srv.mu
 
 	mu     sync.Mutex // guards the fields below; taken after a swarm lock, never before
 	joined []joined   // the peers this connection holds, for cleanup on close

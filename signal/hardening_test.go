@@ -189,3 +189,25 @@ func TestMetricsPassPromlint(t *testing.T) {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
 }
+
+// TestQuickClosesLeaveNothing: clients that leave right after the upgrade
+// (before or while the tracker registers them) leave no connection, peer or
+// per-address slot behind.
+func TestQuickClosesLeaveNothing(t *testing.T) {
+	tr := newTracker(t, signal.Config{MaxConnsPerIP: 4})
+	for i := range 60 {
+		ws, _, err := websocket.Dial(context.Background(), tr.url, nil)
+		if err != nil {
+			waitFor(t, func() bool { return gauge(t, tr, "signald_tracker_connections") == 0 })
+			continue
+		}
+		if i%2 == 0 {
+			ws.Write(context.Background(), websocket.MessageText, []byte(`{"action":"scrape"}`))
+		}
+		ws.CloseNow()
+	}
+	waitFor(t, func() bool { return gauge(t, tr, "signald_tracker_connections") == 0 })
+	for range 4 {
+		dial(t, tr.url) // every per-address slot is free again
+	}
+}

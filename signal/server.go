@@ -117,16 +117,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.ws = ws
 	ws.SetSession(c)
+	s.m.connsTotal.Inc()
 	s.mu.Lock()
-	if s.closed {
+	switch {
+	case c.gone: // the client left already; onClose cleaned up
+		s.mu.Unlock()
+	case s.closed:
 		s.mu.Unlock()
 		ws.Close()
-		return
+	default:
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.m.conns.Add(1)
 	}
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-	s.m.conns.Add(1)
-	s.m.connsTotal.Inc()
 }
 
 // session returns the conn of ws. The upgrade sets it right after the
@@ -164,20 +167,24 @@ func (s *Server) onMessage(ws *websocket.Conn, _ websocket.MessageType, data []b
 }
 
 func (s *Server) onClose(ws *websocket.Conn, _ error) {
-	c, _ := ws.SessionWithLock().(*conn)
+	c := session(ws) // a client may leave before ServeHTTP has set it
 	if c == nil {
 		return
 	}
 	s.mu.Lock()
-	_, ok := s.conns[c]
+	_, registered := s.conns[c]
 	delete(s.conns, c)
+	gone := c.gone
+	c.gone = true
 	s.mu.Unlock()
-	if !ok {
+	if gone {
 		return
 	}
 	c.leave()
 	s.release(c.ip)
-	s.m.conns.Add(-1)
+	if registered {
+		s.m.conns.Add(-1)
+	}
 }
 
 func (s *Server) admit(ip netip.Addr) bool {
@@ -315,8 +322,14 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		for c := range rest {
 			c.ws.Close()
-			c.leave()
-			s.m.conns.Add(-1)
+			s.mu.Lock()
+			gone := c.gone
+			c.gone = true
+			s.mu.Unlock()
+			if !gone {
+				c.leave()
+				s.m.conns.Add(-1)
+			}
 		}
 	})
 	return nil
