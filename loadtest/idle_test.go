@@ -29,3 +29,17 @@ func TestRefusesNonLoopbackTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestTrackerSmoke keeps the tracker load working: a few peers in closed
+// loop and at a fixed rate against a fresh signald, bounded in time.
+func TestTrackerSmoke(t *testing.T) {
+	for _, rate := range []string{"0", "50"} {
+		res, err := runTracker(context.Background(), []string{"-peers", "6", "-swarms", "2", "-duration", "500ms", "-rate", rate, "-timeout", "2m"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.OffersPerS == 0 || res.AnswersPerS == 0 || len(res.Failures) != 0 || res.RTTms["samples"].(int) == 0 {
+			t.Fatalf("tracker run at rate %s: %+v", rate, res)
+		}
+	}
+}

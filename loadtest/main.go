@@ -4,6 +4,8 @@
 //
 //	go run ./loadtest idle -n 10000            # RSS per idle announced peer of a fresh signald
 //	go run ./loadtest idle -target ws://127.0.0.1:8000 -pid 1234 -n 10000
+//	go run ./loadtest tracker -peers 1000 -swarms 100           # closed loop, 5 offers per announce
+//	go run ./loadtest tracker -peers 1000 -rate 2000            # a fixed 2000 announces/s
 //
 // Every run is bounded in count and time, sends traffic only to 127.0.0.1 or
 // ::1, stops by itself, and prints one JSON object on stdout.
@@ -20,11 +22,12 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadtest idle [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadtest idle|tracker [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	defer removeBuilt()
 	var (
 		res any
 		err error
@@ -32,10 +35,13 @@ func main() {
 	switch os.Args[1] {
 	case "idle":
 		res, err = runIdle(ctx, os.Args[2:])
+	case "tracker":
+		res, err = runTracker(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown load %q (want idle)", os.Args[1])
+		err = fmt.Errorf("unknown load %q (want idle or tracker)", os.Args[1])
 	}
 	if err != nil {
+		removeBuilt()
 		fmt.Fprintf(os.Stderr, "loadtest: %v\n", err)
 		os.Exit(1)
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -39,15 +40,9 @@ func checkLoopback(raw string) error {
 // startSignald builds and starts a fresh signald on a free loopback port with
 // the per-connection limits off (every load client comes from 127.0.0.1).
 func startSignald(ctx context.Context, extra ...string) (*target, error) {
-	dir, err := os.MkdirTemp("", "loadtest")
+	bin, err := buildSignald(ctx)
 	if err != nil {
 		return nil, err
-	}
-	bin := filepath.Join(dir, "signald")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/boxsignal/boxsignal/cmd/signald")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("build signald: %w", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,7 +50,7 @@ func startSignald(ctx context.Context, extra ...string) (*target, error) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	args := append([]string{"-addr", addr, "-max-conns-per-ip", "-1", "-announce-rate", "-1", "-log-level", "warn"}, extra...)
+	args := append([]string{"-addr", addr, "-turn=false", "-max-conns-per-ip", "-1", "-announce-rate", "-1", "-log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -91,7 +86,44 @@ func (t *target) stop() {
 		t.cmd.Process.Kill()
 		<-done
 	}
-	os.RemoveAll(filepath.Dir(t.cmd.Path))
+}
+
+var built struct {
+	sync.Mutex
+	bin string
+}
+
+// buildSignald builds signald once per process, into a directory the
+// process removes at exit (see main).
+func buildSignald(ctx context.Context) (string, error) {
+	built.Lock()
+	defer built.Unlock()
+	if built.bin != "" {
+		return built.bin, nil
+	}
+	dir, err := os.MkdirTemp("", "loadtest")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "signald")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/boxsignal/boxsignal/cmd/signald")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("build signald: %w", err)
+	}
+	built.bin = bin
+	return bin, nil
+}
+
+// removeBuilt deletes the signald binary built by this process.
+func removeBuilt() {
+	built.Lock()
+	defer built.Unlock()
+	if built.bin != "" {
+		os.RemoveAll(filepath.Dir(built.bin))
+		built.bin = ""
+	}
 }
 
 // rss returns the target's resident set in bytes.
@@ -109,4 +141,21 @@ func (t *target) rss() (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS for pid %d", t.pid)
+}
+
+// cpu returns the target's user+system CPU time so far.
+func (t *target) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", t.pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces: fields count from after its ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", t.pid)
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / clkTck, nil
 }

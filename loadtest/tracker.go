@@ -1,0 +1,398 @@
+package main
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+// trackerResult is what one tracker load reports.
+type trackerResult struct {
+	Load             string         `json:"load"`
+	Target           string         `json:"target"`
+	Peers            int            `json:"peers"`
+	Swarms           int            `json:"swarms"`
+	OffersPerAnnounc int            `json:"offers_per_announce"`
+	Mode             string         `json:"mode"` // "closed" or "rate"
+	OfferedRate      float64        `json:"offered_announces_per_s,omitempty"`
+	Seconds          float64        `json:"seconds"`
+	Announces        int64          `json:"announces"`
+	AnnouncesPerS    float64        `json:"announces_per_s"`
+	OffersPerS       float64        `json:"offers_relayed_per_s"`
+	AnswersPerS      float64        `json:"answers_relayed_per_s"`
+	RTTms            map[string]any `json:"offer_answer_rtt_ms"`
+	Failures         map[string]int `json:"failures"`
+	TargetCPUSeconds float64        `json:"target_cpu_s"`
+	TargetCPUPerOff  float64        `json:"target_cpu_us_per_offer"`
+	TargetRSS        int64          `json:"target_rss_bytes"`
+	GenCPUSeconds    float64        `json:"generator_cpu_s"`
+	GenCPUShare      float64        `json:"generator_cpu_cores"`
+}
+
+type trackerOpts struct {
+	peers, swarms, offers, sdpBytes int
+	duration, timeout               time.Duration
+	rate                            float64
+}
+
+// runTracker parses the flags of the tracker load and runs it.
+func runTracker(ctx context.Context, args []string) (*trackerResult, error) {
+	fs := flag.NewFlagSet("tracker", flag.ContinueOnError)
+	var o trackerOpts
+	fs.IntVar(&o.peers, "peers", 1000, "simulated WebTorrent peers (one WebSocket each)")
+	fs.IntVar(&o.swarms, "swarms", 100, "swarms the peers spread over")
+	fs.IntVar(&o.offers, "offers", 5, "offers per announce (browsers send 5)")
+	fs.IntVar(&o.sdpBytes, "sdp-bytes", 600, "size of each offer's and answer's SDP")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time")
+	fs.Float64Var(&o.rate, "rate", 0, "announces per second in all; 0 = closed loop (each peer re-announces once its answers are in)")
+	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "bound on the whole run")
+	targetURL := fs.String("target", "", "tracker to load (loopback only); default: start a fresh signald")
+	pid := fs.Int("pid", 0, "PID of -target, to read its CPU and RSS")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if o.peers < 2 || o.peers > 19000 || o.swarms < 1 || o.offers < 0 || o.offers > 10 {
+		return nil, fmt.Errorf("want 2 ≤ -peers ≤ 19000, -swarms ≥ 1, 0 ≤ -offers ≤ 10")
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	t, stop, err := openTarget(ctx, *targetURL, *pid)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	return trackerLoad(ctx, t, o)
+}
+
+// openTarget returns the given target, or starts a fresh signald.
+func openTarget(ctx context.Context, url string, pid int) (*target, func(), error) {
+	if url == "" {
+		t, err := startSignald(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return t, t.stop, nil
+	}
+	if err := checkLoopback(url); err != nil {
+		return nil, nil, err
+	}
+	if pid == 0 {
+		return nil, nil, errors.New("-target needs -pid to read its CPU and RSS")
+	}
+	return &target{url: url, pid: pid}, func() {}, nil
+}
+
+// loadPeer is one simulated browser.
+type loadPeer struct {
+	id       [20]byte
+	infoHash [20]byte
+	conn     net.Conn
+	wmu      sync.Mutex
+
+	mu      sync.Mutex
+	pending map[[20]byte]time.Time // offer_id → when its announce went out
+	answers chan struct{}          // one token per answer, for the closed loop
+}
+
+func (p *loadPeer) write(b []byte) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	return wsutil.WriteClientText(p.conn, b)
+}
+
+// stats are shared by every peer of a run.
+type stats struct {
+	announces, offers, answers atomic.Int64
+	mu                         sync.Mutex
+	rtts                       []time.Duration
+	failures                   map[string]int
+	measuring                  atomic.Bool
+}
+
+const maxRTTSamples = 4 << 20
+
+func (s *stats) rtt(d time.Duration) {
+	s.mu.Lock()
+	if len(s.rtts) < maxRTTSamples {
+		s.rtts = append(s.rtts, d)
+	}
+	s.mu.Unlock()
+}
+
+func (s *stats) failure(reason string) {
+	s.mu.Lock()
+	s.failures[reason]++
+	s.mu.Unlock()
+}
+
+func trackerLoad(ctx context.Context, t *target, o trackerOpts) (*trackerResult, error) {
+	sdp := strings.Repeat("a", max(o.sdpBytes-40, 0))
+	offerSDP, _ := json.Marshal(map[string]string{"type": "offer", "sdp": "v=0\r\n" + sdp})
+	answerSDP, _ := json.Marshal(map[string]string{"type": "answer", "sdp": "v=0\r\n" + sdp})
+	st := &stats{failures: map[string]int{}}
+
+	peers := make([]*loadPeer, o.peers)
+	var wg sync.WaitGroup
+	errc := make(chan error, o.peers)
+	sem := make(chan struct{}, 64)
+	for i := range peers {
+		p := &loadPeer{pending: map[[20]byte]time.Time{}, answers: make(chan struct{}, 64)}
+		copy(p.id[:], fmt.Sprintf("-LT0001-%012d", i))
+		p.infoHash = sha1.Sum(binary.BigEndian.AppendUint32([]byte("room"), uint32(i%o.swarms)))
+		peers[i] = p
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			c, _, _, err := ws.Dial(dctx, t.url)
+			if err != nil {
+				errc <- err
+				return
+			}
+			p.conn = c
+			msg, _ := json.Marshal(map[string]any{"action": "announce", "info_hash": binString(p.infoHash),
+				"peer_id": binString(p.id), "event": "started", "left": 0, "numwant": 0, "offers": []any{}})
+			if err := p.write(msg); err != nil {
+				errc <- err
+				return
+			}
+			if _, err := wsutil.ReadServerText(c); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	defer func() {
+		for _, p := range peers {
+			if p.conn != nil {
+				p.conn.Close()
+			}
+		}
+	}()
+	if err := <-errc; err != nil {
+		return nil, fmt.Errorf("joining %d peers: %w", o.peers, err)
+	}
+
+	// Readers: answer every offer at once, as a browser would (minus the
+	// WebRTC work); time every answer.
+	var readers sync.WaitGroup
+	for _, p := range peers {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			p.read(st, answerSDP)
+		}()
+	}
+
+	runCtx, cancelRun := context.WithTimeout(ctx, o.duration)
+	defer cancelRun()
+	cpu0, err := t.cpu()
+	if err != nil {
+		return nil, err
+	}
+	gen0 := selfCPU()
+	st.measuring.Store(true)
+	start := time.Now()
+	var writers sync.WaitGroup
+	var seq atomic.Uint32
+	announce := func(p *loadPeer) error {
+		msg := make([]byte, 0, 256+o.offers*(len(offerSDP)+80))
+		msg = fmt.Appendf(msg, `{"numwant":%d,"uploaded":0,"downloaded":0,"left":0,"action":"announce","info_hash":%s,"peer_id":%s,"offers":[`,
+			o.offers, jsonString(binString(p.infoHash)), jsonString(binString(p.id)))
+		now := time.Now()
+		p.mu.Lock()
+		for k := range o.offers {
+			var oid [20]byte
+			copy(oid[:4], p.id[16:20])
+			binary.BigEndian.PutUint32(oid[4:], seq.Add(1))
+			oid[8] = byte(k)
+			p.pending[oid] = now
+			if k > 0 {
+				msg = append(msg, ',')
+			}
+			msg = fmt.Appendf(msg, `{"offer":%s,"offer_id":%s}`, offerSDP, jsonString(binString(oid)))
+		}
+		p.mu.Unlock()
+		msg = append(msg, "]}"...)
+		st.announces.Add(1)
+		return p.write(msg)
+	}
+	if o.rate <= 0 {
+		for _, p := range peers {
+			writers.Add(1)
+			go func() {
+				defer writers.Done()
+				for runCtx.Err() == nil {
+					if err := announce(p); err != nil {
+						return
+					}
+					p.awaitAnswers(runCtx, o.offers, time.Second)
+				}
+			}()
+		}
+	} else {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			interval := time.Duration(float64(time.Second) / o.rate)
+			next := time.Now()
+			for runCtx.Err() == nil {
+				announce(peers[rand.IntN(len(peers))])
+				next = next.Add(interval)
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d)
+				}
+			}
+		}()
+	}
+	writers.Wait()
+	elapsed := time.Since(start)
+	st.measuring.Store(false)
+	cpu1, _ := t.cpu()
+	gen1 := selfCPU()
+	rss, _ := t.rss()
+	time.Sleep(200 * time.Millisecond) // let in-flight answers land before closing
+	for _, p := range peers {
+		p.conn.Close()
+	}
+	readers.Wait()
+
+	offers := st.offers.Load()
+	res := &trackerResult{
+		Load: "tracker", Target: t.url, Peers: o.peers, Swarms: o.swarms, OffersPerAnnounc: o.offers, Mode: "closed",
+		Seconds: elapsed.Seconds(), Announces: st.announces.Load(),
+		AnnouncesPerS: float64(st.announces.Load()) / elapsed.Seconds(),
+		OffersPerS:    float64(offers) / elapsed.Seconds(),
+		AnswersPerS:   float64(st.answers.Load()) / elapsed.Seconds(),
+		RTTms:         percentiles(st.rtts), Failures: st.failures,
+		TargetCPUSeconds: (cpu1 - cpu0).Seconds(), TargetRSS: rss,
+		GenCPUSeconds: (gen1 - gen0).Seconds(), GenCPUShare: (gen1 - gen0).Seconds() / elapsed.Seconds(),
+	}
+	if o.rate > 0 {
+		res.Mode, res.OfferedRate = "rate", o.rate
+	}
+	if offers > 0 {
+		res.TargetCPUPerOff = float64((cpu1 - cpu0).Microseconds()) / float64(offers)
+	}
+	return res, nil
+}
+
+// awaitAnswers waits for n answers or the timeout (offers a tracker drops
+// are never answered).
+func (p *loadPeer) awaitAnswers(ctx context.Context, n int, timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for range n {
+		select {
+		case <-p.answers:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// incoming is the part of a tracker message the load generator looks at.
+type incoming struct {
+	PeerID   string          `json:"peer_id"`
+	OfferID  string          `json:"offer_id"`
+	Offer    json.RawMessage `json:"offer"`
+	Answer   json.RawMessage `json:"answer"`
+	Failure  string          `json:"failure reason"`
+	Interval int             `json:"interval"`
+}
+
+func (p *loadPeer) read(st *stats, answerSDP []byte) {
+	var m incoming
+	for {
+		b, err := wsutil.ReadServerText(p.conn)
+		if err != nil {
+			return
+		}
+		m = incoming{}
+		if err := json.Unmarshal(b, &m); err != nil {
+			st.failure("generator: invalid JSON from tracker")
+			continue
+		}
+		switch {
+		case m.Offer != nil:
+			if st.measuring.Load() {
+				st.offers.Add(1)
+			}
+			msg := fmt.Appendf(nil, `{"action":"announce","info_hash":%s,"peer_id":%s,"to_peer_id":%s,"answer":%s,"offer_id":%s}`,
+				jsonString(binString(p.infoHash)), jsonString(binString(p.id)), jsonString(m.PeerID), answerSDP, jsonString(m.OfferID))
+			p.write(msg)
+		case m.Answer != nil:
+			oid, ok := fromBinString(m.OfferID)
+			p.mu.Lock()
+			sent, known := p.pending[oid]
+			delete(p.pending, oid)
+			p.mu.Unlock()
+			if ok && known && st.measuring.Load() {
+				st.answers.Add(1)
+				st.rtt(time.Since(sent))
+			}
+			select {
+			case p.answers <- struct{}{}:
+			default:
+			}
+		case m.Failure != "":
+			st.failure(m.Failure)
+		}
+	}
+}
+
+func jsonString(s string) []byte {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+func fromBinString(s string) ([20]byte, bool) {
+	var h [20]byte
+	n := 0
+	for _, r := range s {
+		if r > 0xFF || n == len(h) {
+			return h, false
+		}
+		h[n] = byte(r)
+		n++
+	}
+	return h, n == len(h)
+}
+
+func percentiles(d []time.Duration) map[string]any {
+	if len(d) == 0 {
+		return map[string]any{"samples": 0}
+	}
+	slices.Sort(d)
+	at := func(q float64) float64 {
+		return float64(d[min(len(d)-1, int(q*float64(len(d))))].Microseconds()) / 1000
+	}
+	return map[string]any{"samples": len(d), "p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": at(1)}
+}
+
+// selfCPU is the load generator's own CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
