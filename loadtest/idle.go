@@ -50,34 +50,28 @@ func runIdle(ctx context.Context, args []string) (*idleResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	var t *target
-	if *targetURL == "" {
-		var err error
-		if t, err = startSignald(ctx); err != nil {
-			return nil, err
-		}
-		defer t.stop()
-	} else {
-		if err := checkLoopback(*targetURL); err != nil {
-			return nil, err
-		}
-		if *pid == 0 {
-			return nil, fmt.Errorf("-target needs -pid to read the RSS")
-		}
-		t = &target{url: *targetURL, pid: *pid}
+	t, stop, err := openTarget(ctx, *targetURL, *pid)
+	if err != nil {
+		return nil, err
 	}
+	defer stop()
+	return idleLoad(ctx, t, *n, *swarms, *settle, *conc)
+}
+
+// idleLoad holds n announced peers open on t and reads its RSS.
+func idleLoad(ctx context.Context, t *target, n, swarms int, settle time.Duration, conc int) (*idleResult, error) {
 	time.Sleep(time.Second) // let a fresh process settle
 	before, err := t.rss()
 	if err != nil {
 		return nil, err
 	}
 
-	conns := make([]net.Conn, *n)
+	conns := make([]net.Conn, n)
 	var failed atomic.Int64
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, *conc)
+	sem := make(chan struct{}, conc)
 	start := time.Now()
-	for i := range *n {
+	for i := range n {
 		if ctx.Err() != nil {
 			break
 		}
@@ -85,7 +79,7 @@ func runIdle(ctx context.Context, args []string) (*idleResult, error) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			c, err := idlePeer(ctx, t.url, i, *swarms)
+			c, err := idlePeer(ctx, t.url, i, swarms)
 			if err != nil {
 				failed.Add(1)
 				return
@@ -103,10 +97,10 @@ func runIdle(ctx context.Context, args []string) (*idleResult, error) {
 		}
 	}()
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("connecting %d peers: %w", *n, ctx.Err())
+		return nil, fmt.Errorf("connecting %d peers: %w", n, ctx.Err())
 	}
 	select {
-	case <-time.After(*settle):
+	case <-time.After(settle):
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -114,10 +108,10 @@ func runIdle(ctx context.Context, args []string) (*idleResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	ok := int64(*n) - failed.Load()
+	ok := int64(n) - failed.Load()
 	per := float64(after-before) / float64(max(ok, 1))
 	return &idleResult{
-		Load: "idle", Target: t.url, Peers: *n, Swarms: *swarms, Failed: failed.Load(),
+		Load: "idle", Target: t.url, Peers: n, Swarms: swarms, Failed: failed.Load(),
 		RSSBefore: before, RSSAfter: after, BytesPerPeer: per, RSSPer10kPeers: per * 10000 / (1 << 20),
 		ConnectSeconds: connect.Seconds(),
 	}, nil

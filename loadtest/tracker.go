@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/binary"
@@ -17,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
@@ -311,38 +313,79 @@ func (p *loadPeer) awaitAnswers(ctx context.Context, n int, timeout time.Duratio
 	}
 }
 
-// incoming is the part of a tracker message the load generator looks at.
+// incoming is the part of a tracker message the load generator looks at:
+// raw JSON values, so that peer_id and offer_id go back into the answer
+// without being decoded and encoded again.
 type incoming struct {
-	PeerID   string          `json:"peer_id"`
-	OfferID  string          `json:"offer_id"`
-	Offer    json.RawMessage `json:"offer"`
-	Answer   json.RawMessage `json:"answer"`
-	Failure  string          `json:"failure reason"`
-	Interval int             `json:"interval"`
+	peerID, offerID, offer, answer, failure []byte
+}
+
+var incomingOpts = jsontext.AllowDuplicateNames(true)
+
+func (m *incoming) parse(dec *jsontext.Decoder, b []byte) error {
+	*m = incoming{}
+	dec.Reset(bytes.NewBuffer(b), incomingOpts)
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return errors.New("not an object")
+	}
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		v, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		switch string(name) {
+		case `"peer_id"`:
+			m.peerID = v
+		case `"offer_id"`:
+			m.offerID = v
+		case `"offer"`:
+			m.offer = v
+		case `"answer"`:
+			m.answer = v
+		case `"failure reason"`:
+			m.failure = v
+		}
+	}
+	return nil
 }
 
 func (p *loadPeer) read(st *stats, answerSDP []byte) {
 	var m incoming
+	dec := jsontext.NewDecoder(bytes.NewBuffer(nil))
+	// The answer is the peer's fixed prefix, the offerer's raw peer_id, the
+	// SDP and the raw offer_id.
+	prefix := fmt.Appendf(nil, `{"action":"announce","info_hash":%s,"peer_id":%s,"to_peer_id":`,
+		jsonString(binString(p.infoHash)), jsonString(binString(p.id)))
+	var msg []byte
 	for {
 		b, err := wsutil.ReadServerText(p.conn)
 		if err != nil {
 			return
 		}
-		m = incoming{}
-		if err := json.Unmarshal(b, &m); err != nil {
+		if err := m.parse(dec, b); err != nil {
 			st.failure("generator: invalid JSON from tracker")
 			continue
 		}
 		switch {
-		case m.Offer != nil:
+		case m.offer != nil:
 			if st.measuring.Load() {
 				st.offers.Add(1)
 			}
-			msg := fmt.Appendf(nil, `{"action":"announce","info_hash":%s,"peer_id":%s,"to_peer_id":%s,"answer":%s,"offer_id":%s}`,
-				jsonString(binString(p.infoHash)), jsonString(binString(p.id)), jsonString(m.PeerID), answerSDP, jsonString(m.OfferID))
+			msg = append(msg[:0], prefix...)
+			msg = append(msg, m.peerID...)
+			msg = append(msg, `,"answer":`...)
+			msg = append(msg, answerSDP...)
+			msg = append(msg, `,"offer_id":`...)
+			msg = append(msg, m.offerID...)
+			msg = append(msg, '}')
 			p.write(msg)
-		case m.Answer != nil:
-			oid, ok := fromBinString(m.OfferID)
+		case m.answer != nil:
+			var oid [20]byte
+			ok := len(m.offerID) > 2 && parseBin(m.offerID, &oid)
 			p.mu.Lock()
 			sent, known := p.pending[oid]
 			delete(p.pending, oid)
@@ -355,10 +398,23 @@ func (p *loadPeer) read(st *stats, answerSDP []byte) {
 			case p.answers <- struct{}{}:
 			default:
 			}
-		case m.Failure != "":
-			st.failure(m.Failure)
+		case m.failure != nil:
+			var reason string
+			json.Unmarshal(m.failure, &reason)
+			st.failure(reason)
 		}
 	}
+}
+
+// parseBin reads a raw binary JSON string into h.
+func parseBin(raw []byte, h *[20]byte) bool {
+	u, err := jsontext.AppendUnquote(nil, raw)
+	if err != nil {
+		return false
+	}
+	var ok bool
+	*h, ok = fromBinString(string(u))
+	return ok
 }
 
 func jsonString(s string) []byte {

@@ -48,7 +48,10 @@ server.http.on('request', (req, res) => {
 })
 server.on('error', err => log('error', { err: err.message }))
 server.on('warning', err => log('warning', { err: err.message }))
-server.on('start', addrStr => log('peer started', { peer: addrStr }))
+// A line per peer is debug logging; load tests run the reference without it.
+if (process.env.REFERENCE_LOG_PEERS === '1') {
+  server.on('start', addrStr => log('peer started', { peer: addrStr }))
+}
 
 server.listen(addr.port, addr.host, () => {
   log('listening', { addr: `${addr.host}:${server.http.address().port}` })
