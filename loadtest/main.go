@@ -6,7 +6,8 @@
 //	go run ./loadtest idle -target ws://127.0.0.1:8000 -pid 1234 -n 10000
 //	go run ./loadtest tracker -peers 1000 -swarms 100           # closed loop, 5 offers per announce
 //	go run ./loadtest tracker -peers 1000 -rate 2000            # a fixed 2000 announces/s
-//	go run ./loadtest compare -out results.json                 # side by side with bittorrent-tracker 9.19
+//	go run ./loadtest compare -out docs/bench/tracker-compare.json  # side by side with bittorrent-tracker 9.19
+//	go run ./loadtest plot                                      # docs/bench/tracker-sweep.svg from that JSON
 //
 // Every run is bounded in count and time, sends traffic only to 127.0.0.1 or
 // ::1, stops by itself, and prints one JSON object on stdout.
@@ -23,7 +24,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadtest idle|tracker|compare [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadtest idle|tracker|compare|plot [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -40,8 +41,10 @@ func main() {
 		res, err = runTracker(ctx, os.Args[2:])
 	case "compare":
 		res, err = runCompare(ctx, os.Args[2:])
+	case "plot":
+		res, err = runPlot(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown load %q (want idle, tracker or compare)", os.Args[1])
+		err = fmt.Errorf("unknown load %q (want idle, tracker, compare or plot)", os.Args[1])
 	}
 	if err != nil {
 		removeBuilt()
