@@ -43,8 +43,6 @@ func (s *expiringSet[K]) has(key K, now time.Time) bool {
 	return ok
 }
 
-func (s *expiringSet[K]) len() int { return len(s.at) }
-
 func (s *expiringSet[K]) expire(now time.Time) {
 	for s.head < len(s.queue) && now.Sub(s.queue[s.head].at) > s.ttl {
 		s.pop()

@@ -108,6 +108,12 @@ func TestTwoPeers(t *testing.T) {
 			b.Register("fail", "always fails", func(context.Context, Address, json.RawMessage) (json.RawMessage, error) {
 				return nil, errors.New("nope")
 			})
+			b.Register("boom", "panics", func(context.Context, Address, json.RawMessage) (json.RawMessage, error) {
+				panic("boom")
+			})
+			b.Register("null", "returns null", func(context.Context, Address, json.RawMessage) (json.RawMessage, error) {
+				return json.RawMessage("null"), nil
+			})
 			tr.connect(t, a, b)
 			waitEvent(t, a, EventSeen, b.Address())
 			waitEvent(t, b, EventSeen, a.Address())
@@ -138,6 +144,8 @@ func TestTwoPeers(t *testing.T) {
 				{"echo", []int{1, 2}, fmt.Sprintf(`{"args":[1,2],"caller":%q}`, a.Address())},
 				{"nosuch", nil, `{"error":"No such API call."}`},
 				{"fail", nil, `{"error":"nope"}`},
+				{"boom", nil, `{"error":"internal error"}`},
+				{"null", nil, `{}`},
 			} {
 				res, err := a.Call(ctx, b.Address(), c.call, c.args)
 				if err != nil || string(res) != c.want {
@@ -236,7 +244,7 @@ func TestCloseStopsEverything(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
-	go a.Call(context.Background(), b.Address(), "slow", nil) //nolint:errcheck // ends with ErrClosed
+	go a.Call(context.Background(), b.Address(), "slow", nil) // ends with ErrClosed
 	<-block
 	done := make(chan struct{})
 	go func() { b.Close(); a.Close(); close(done) }()

@@ -147,7 +147,7 @@ func (p *Peer) serveLocked(op *opened) {
 		defer func() { <-p.rpcSem }()
 		ctx, cancel := context.WithTimeout(p.ctx, p.cfg.RPCTimeout)
 		defer cancel()
-		res, err := h.fn(ctx, op.from, args)
+		res, err := p.runHandler(ctx, h.fn, call, op.from, args)
 		switch {
 		case err != nil:
 			res, _ = json.Marshal(map[string]string{"error": err.Error()})
@@ -158,6 +158,18 @@ func (p *Peer) serveLocked(op *opened) {
 		}
 		p.respond(op, res)
 	}()
+}
+
+// runHandler runs h, turning a panic into an error: a remote call must not
+// take the process down.
+func (p *Peer) runHandler(ctx context.Context, h Handler, call string, caller Address, args json.RawMessage) (res json.RawMessage, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("rpc handler panicked", "call", call, "caller", caller, "panic", r)
+			res, err = nil, fmt.Errorf("internal error")
+		}
+	}()
+	return h(ctx, caller, args)
 }
 
 // respondAsync responds from a new goroutine: respond takes p.mu, which

@@ -44,6 +44,10 @@ func ParseExtHandshake(b []byte) (ExtHandshake, error) {
 			h.M[name] = id
 		}
 	}
+	if h.M["bo_channel"] != 0 && (h.PK == nil || h.EK == nil) {
+		// Bugout reads both without a guard (§3.3): a JS peer would throw.
+		return ExtHandshake{}, fmt.Errorf("%w: bo_channel without pk and ek", ErrBadExtHandshake)
+	}
 	return h, nil
 }
 
