@@ -76,6 +76,8 @@ var (
 	ErrDuplicateWire = errors.New("bugout: already have a wire with this peer id")
 	// ErrWrongInfoHash: the remote handshake is for another torrent.
 	ErrWrongInfoHash = errors.New("bugout: handshake for another infoHash")
+	// ErrHandshakeTimeout: no BitTorrent handshake within HandshakeTimeout.
+	ErrHandshakeTimeout = errors.New("bugout: no handshake in time")
 	// ErrSelfConnection: the remote handshake carries our own peer id.
 	ErrSelfConnection = errors.New("bugout: connected to ourselves")
 )

@@ -32,7 +32,8 @@ type Peer struct {
 	wireWG sync.WaitGroup // AddWire calls
 	rpcSem chan struct{}
 
-	randMu sync.Mutex // cfg.Rand need not be safe for concurrent use
+	randMu    sync.Mutex // cfg.Rand need not be safe for concurrent use
+	closeOnce sync.Once
 
 	mu       sync.Mutex
 	closing  bool // Close has begun: no new wires, nothing more sent
@@ -318,14 +319,14 @@ func (p *Peer) heartbeat() {
 // Close broadcasts a signed leave, lets the wires flush it for up to
 // CloseTimeout, closes every wire, stops the heartbeat and waits for RPC
 // handlers (their contexts are cancelled). Pending Calls fail with
-// ErrClosed. The Events channel is closed last. Close is idempotent.
+// ErrClosed. The Events channel is closed last. Close is idempotent;
+// concurrent calls wait for the first.
 func (p *Peer) Close() error {
-	p.mu.Lock()
-	if p.closing {
-		p.mu.Unlock()
-		return nil
-	}
-	p.mu.Unlock()
+	p.closeOnce.Do(p.close)
+	return nil
+}
+
+func (p *Peer) close() {
 	if leave, err := p.newPacket(map[string]any{"y": typeLeave}); err == nil {
 		_ = p.broadcast(leave, nil)
 	}
@@ -356,7 +357,6 @@ func (p *Peer) Close() error {
 	close(p.events)
 	p.mu.Unlock()
 	p.log.Info("bugout peer closed")
-	return nil
 }
 
 func encodeKey(b []byte) string { return base58.Encode(b) }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/boxsignal/boxsignal/bugout/internal/btwire"
@@ -42,8 +43,8 @@ type wire struct {
 // return. It sends the handshake at once, checks the remote's, exchanges
 // BEP 10 handshakes and carries bo_channel payloads both ways. Cancel ctx
 // to drop the wire. It returns nil when the remote closes the stream or the
-// Peer closes it; ErrWrongInfoHash, ErrSelfConnection, ErrDuplicateWire or
-// a read error otherwise.
+// Peer closes it; ErrHandshakeTimeout, ErrWrongInfoHash, ErrSelfConnection,
+// ErrDuplicateWire or a read error otherwise.
 func (p *Peer) AddWire(ctx context.Context, rw io.ReadWriteCloser) error {
 	w := &wire{
 		p:         p,
@@ -70,6 +71,7 @@ func (p *Peer) AddWire(ctx context.Context, rw io.ReadWriteCloser) error {
 	stopAfter()
 	w.shutdown(false)
 	<-w.writeDone
+	w.closeStream()
 
 	p.mu.Lock()
 	delete(p.wires, w)
@@ -90,9 +92,16 @@ func (w *wire) run() error {
 	p := w.p
 	w.send(btwire.Handshake{Reserved: btwire.ReservedExtended, InfoHash: p.infoHash, PeerID: p.peerID}.Bytes())
 	r := btwire.NewReader(w.rw, p.cfg.MaxPacketBytes+2)
-	timer := time.AfterFunc(p.cfg.HandshakeTimeout, w.closeStream)
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(p.cfg.HandshakeTimeout, func() {
+		timedOut.Store(true)
+		w.closeStream()
+	})
 	h, err := r.ReadHandshake()
 	timer.Stop()
+	if timedOut.Load() {
+		return fmt.Errorf("%w after %v", ErrHandshakeTimeout, p.cfg.HandshakeTimeout)
+	}
 	if err != nil {
 		return err
 	}
@@ -183,12 +192,14 @@ func (w *wire) extHandshake(b []byte) {
 		if err == nil {
 			ek, err = parseBoxKey(h.EK)
 		}
-		if err == nil {
+		if err != nil {
+			err = fmt.Errorf("%w: extended handshake: %v", ErrBadKey, err)
+		} else {
 			ping, err = p.sawPeer(pub, ek, false, p.now())
 		}
 		if err != nil {
 			p.mu.Unlock()
-			p.refused(w, fmt.Errorf("%w: extended handshake: %v", ErrBadKey, err))
+			p.refused(w, err)
 			return
 		}
 	}
@@ -265,18 +276,30 @@ func (w *wire) writeLoop() {
 				return
 			}
 		case <-w.stop:
-			for w.flush {
-				select {
-				case b := <-w.out:
-					if !write(b) {
-						return
-					}
-					continue
-				default:
+			if w.flush {
+				w.drain(write)
+				// Half-close where the stream can, and let the reader run to
+				// the remote's EOF: closing a TCP socket with unread input
+				// sends RST, and the remote may drop our leave unread.
+				if cw, ok := w.rw.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+					return
 				}
-				break
 			}
 			w.closeStream()
+			return
+		}
+	}
+}
+
+// drain writes what is queued.
+func (w *wire) drain(write func([]byte) bool) {
+	for {
+		select {
+		case b := <-w.out:
+			if !write(b) {
+				return
+			}
+		default:
 			return
 		}
 	}
