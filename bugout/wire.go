@@ -317,3 +317,17 @@ func (w *wire) shutdown(flush bool) {
 func (w *wire) closeStream() {
 	w.closeOnce.Do(func() { w.rw.Close() })
 }
+
+// HasWire reports whether a wire whose remote sent peerID in its
+// BitTorrent handshake is up. A transport uses it to skip a second
+// connection to a peer it is already wired to (§3.1 "Duplicates").
+func (p *Peer) HasWire(peerID [20]byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for w := range p.wires {
+		if w.ready && w.remoteID == peerID {
+			return true
+		}
+	}
+	return false
+}
