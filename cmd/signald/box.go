@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -33,11 +34,21 @@ type box struct {
 	turn     *stunturn.Server
 	ice      http.Handler
 	cert     atomic.Pointer[tls.Certificate]
+	acme     *acmeTLS // nil unless -acme-domain
 	draining atomic.Bool
+
+	sys         *prometheus.Registry // process series, served on /metrics too
+	gatherers   prometheus.Gatherers // everything /metrics serves
+	samples     *sampler             // the dashboard's figures
+	dataDir     string
+	adminToken  string // "" when the dashboard is off
+	newToken    bool   // the token was generated at this start: print it
+	turnSecrets int
+	started     time.Time
 }
 
 func newBox(cfg *config, src source, getenv func(string) string, logOut io.Writer) (*box, error) {
-	b := &box{cfg: cfg, src: src, level: new(slog.LevelVar), reg: prometheus.NewRegistry()}
+	b := &box{cfg: cfg, src: src, level: new(slog.LevelVar), reg: prometheus.NewRegistry(), sys: prometheus.NewRegistry(), started: time.Now()}
 	lvl, _ := parseLevel(cfg.LogLevel)
 	b.level.Set(lvl)
 	opts := &slog.HandlerOptions{Level: b.level}
@@ -46,11 +57,22 @@ func newBox(cfg *config, src source, getenv func(string) string, logOut io.Write
 	} else {
 		b.log = slog.New(slog.NewTextHandler(logOut, opts))
 	}
-	b.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b.sys.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The Go collector stays off the dashboard's gather: it reads memstats.
+	goReg := prometheus.NewRegistry()
+	goReg.MustRegister(collectors.NewGoCollector())
+	b.gatherers = prometheus.Gatherers{b.reg, b.sys, goReg}
 	if cfg.TLSCert != "" {
 		if err := b.loadCert(); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.ACMEDomain != "" {
+		a, err := newACME(cfg, getenv)
+		if err != nil {
+			return nil, err
+		}
+		b.acme = a
 	}
 	t, err := signal.NewServer(signal.Config{
 		Interval:         cfg.Interval,
@@ -78,14 +100,44 @@ func newBox(cfg *config, src source, getenv func(string) string, logOut io.Write
 			return nil, err
 		}
 	}
+	if cfg.Dashboard {
+		if err := b.loadAdminToken(getenv); err != nil {
+			b.close()
+			return nil, err
+		}
+	}
+	b.samples = newSampler(prometheus.Gatherers{b.reg, b.sys}, sampleInterval)
 	return b, nil
 }
+
+// sampleInterval is how often the dashboard's figures are read.
+var sampleInterval = time.Second
+
+func (b *box) loadAdminToken(getenv func(string) string) error {
+	dir, err := b.cfg.dataDir(getenv)
+	b.dataDir = dir
+	if b.cfg.AdminToken != "" {
+		b.adminToken = b.cfg.AdminToken
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	b.adminToken, b.newToken, err = loadOrCreateToken(filepath.Join(dir, "admin-token"))
+	return err
+}
+
+// tls reports whether -addr serves TLS (a certificate file or ACME).
+func (b *box) tls() bool { return b.cfg.TLSCert != "" || b.acme != nil }
 
 // close stops the components that run without a listener.
 func (b *box) close() {
 	b.tracker.Close()
 	if b.turn != nil {
 		b.turn.Close()
+	}
+	if b.acme != nil {
+		b.acme.close()
 	}
 }
 
@@ -128,7 +180,20 @@ func (b *box) reload() {
 	}
 }
 
+// handler routes WebSocket upgrades on any path to the tracker, as
+// bittorrent-tracker allows, and everything else by path.
 func (b *box) handler() http.Handler {
+	mux := b.mux()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			b.tracker.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (b *box) mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if b.draining.Load() {
@@ -137,7 +202,7 @@ func (b *box) handler() http.Handler {
 		}
 		io.WriteString(w, "ok\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(b.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(b.gatherers, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /stats.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(b.tracker.Stats())
@@ -145,12 +210,12 @@ func (b *box) handler() http.Handler {
 	if b.ice != nil {
 		mux.Handle("/ice", b.ice)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		// WebTorrent clients upgrade on any path, as bittorrent-tracker allows.
-		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			b.tracker.ServeHTTP(w, r)
-			return
-		}
+	if b.cfg.Dashboard {
+		b.mountDashboard(mux)
+		b.mountPageConfig(mux)
+		return mux
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "Box Signal tracker. Give browsers this announce URL: %s\n", b.trackerURL(r.Host))
 	})
@@ -158,7 +223,7 @@ func (b *box) handler() http.Handler {
 }
 
 func (b *box) scheme() string {
-	if b.cfg.TLSCert != "" {
+	if b.tls() {
 		return "wss"
 	}
 	return "ws"
@@ -198,7 +263,7 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 		b.close()
 		return fmt.Errorf("listen %s: %w", b.cfg.Addr, err)
 	}
-	if b.cfg.TLSCert != "" {
+	if b.tls() {
 		ln = tls.NewListener(ln, b.tlsConfig())
 	}
 	srv := &http.Server{
@@ -206,8 +271,19 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
 	}
+	var stopHTTP01 func()
+	if b.acme != nil && b.cfg.ACMEHTTPAddr != "" {
+		if stopHTTP01, err = b.acme.serveHTTP01(b.cfg.ACMEHTTPAddr, b); err != nil {
+			ln.Close()
+			b.close()
+			return err
+		}
+		defer stopHTTP01()
+	}
+	go b.samples.run()
+	defer b.samples.close()
 	urls := b.announceURLs(ln.Addr())
-	b.log.Info("listening", "addr", ln.Addr().String(), "tls", b.cfg.TLSCert != "", "config", b.cfg.ConfigFile)
+	b.log.Info("listening", "addr", ln.Addr().String(), "tls", b.tls(), "acme", b.cfg.ACMEDomain, "config", b.cfg.ConfigFile)
 	fmt.Fprintf(stdout, "Box Signal tracker is up. Announce URLs for browsers:\n")
 	for _, u := range urls {
 		fmt.Fprintf(stdout, "  %s\n", u)
@@ -216,6 +292,20 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 	if b.turn != nil {
 		a := b.turn.Addrs()
 		fmt.Fprintf(stdout, "STUN/TURN: udp %v tcp %v tls %v; ICE servers for pages: GET /ice\n", a.UDP, a.TCP, a.TLS)
+	}
+	if b.cfg.Dashboard {
+		web := "http"
+		if b.tls() {
+			web = "https"
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		fmt.Fprintf(stdout, "Dashboard: %s://%s/ (announce URLs and ICE servers for pages in one call: /box.json)\n", web, net.JoinHostPort(hostOf(urls[0]), port))
+		switch {
+		case b.newToken:
+			fmt.Fprintf(stdout, "Admin token for the dashboard (shown once; kept in %s): %s\n", filepath.Join(b.dataDir, "admin-token"), b.adminToken)
+		case b.cfg.AdminToken == "":
+			fmt.Fprintf(stdout, "Admin token for the dashboard: in %s\n", filepath.Join(b.dataDir, "admin-token"))
+		}
 	}
 
 	errc := make(chan error, 1)
@@ -234,6 +324,7 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 	}
 	b.log.Info("draining", "timeout", b.cfg.DrainTimeout)
 	b.draining.Store(true)
+	b.samples.close() // ends the dashboards' live feeds, which Shutdown would wait for
 	dctx, cancel := context.WithTimeout(context.Background(), b.cfg.DrainTimeout)
 	defer cancel()
 	// Stop accepting first; upgraded connections are the tracker's to drain.
@@ -249,4 +340,13 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 	}
 	b.log.Info("stopped")
 	return errors.Join(herr, terr)
+}
+
+// hostOf is the host of a URL such as ws://host:port.
+func hostOf(u string) string {
+	_, rest, _ := strings.Cut(u, "://")
+	if h, _, err := net.SplitHostPort(rest); err == nil {
+		return h
+	}
+	return rest
 }

@@ -2,6 +2,8 @@
 // browsers running Bugout or WebTorrent apps use to find each other.
 //
 //	signald [-addr :8000] [-config signald.toml] [-tls-cert c.pem -tls-key k.pem] ...
+//	signald check [options]         validate the configuration
+//	signald config print [options]  the effective configuration and its sources
 //
 // Every flag can also be set in the TOML config file (same key) or by the
 // environment (SIGNALD_ADDR, ...). SIGTERM or SIGINT drains: clients get a
@@ -11,6 +13,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,7 +35,14 @@ func main() {
 
 // run is signald with its surroundings passed in, so tests run it in-process.
 func run(ctx context.Context, args []string, getenv func(string) string, environ []string, hup <-chan os.Signal, stdout, stderr io.Writer) int {
+	if rc, ok := command(args, getenv, environ, stdout, stderr); ok {
+		return rc
+	}
 	cfg, src, err := loadConfig(args, getenv, environ)
+	if errors.Is(err, flag.ErrHelp) {
+		usage(stdout)
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "signald: %v\n", err)
 		return 2
@@ -46,4 +57,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, environ
 		return 1
 	}
 	return 0
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: signald [options]\n\n%s\nOptions (also TOML keys of -config, and SIGNALD_* environment variables):\n", usageCommands)
+	fs := flags(new(config))
+	fs.SetOutput(w)
+	fs.PrintDefaults()
 }

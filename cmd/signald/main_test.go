@@ -27,7 +27,10 @@ import (
 )
 
 // nbio's websocket package starts a task pool at init; it is not ours.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreCurrent()) }
+func TestMain(m *testing.M) {
+	sampleInterval = 100 * time.Millisecond // the dashboard's figures move within a test's patience
+	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
+}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()

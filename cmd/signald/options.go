@@ -5,9 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +41,15 @@ type config struct {
 	WriteBufferBytes int
 
 	DataDir string
+
+	Dashboard  bool
+	AdminToken string
+
+	ACMEDomain   string
+	ACMEEmail    string
+	ACMEDirURL   string
+	ACMECAFile   string
+	ACMEHTTPAddr string
 
 	TURN                   bool
 	TURNUDP                string
@@ -89,7 +100,14 @@ func flags(c *config) *flag.FlagSet {
 	fs.Float64Var(&c.AnnounceRate, "announce-rate", 20, "requests per second one connection may send; -1 for no limit")
 	fs.IntVar(&c.AnnounceBurst, "announce-burst", 60, "burst of requests above -announce-rate")
 	fs.IntVar(&c.WriteBufferBytes, "write-buffer-bytes", 256<<10, "bytes queued for a slow connection before it is closed")
-	fs.StringVar(&c.DataDir, "data-dir", "", "directory for state (the generated TURN secret); default $STATE_DIRECTORY, else ~/.local/state/signald")
+	fs.StringVar(&c.DataDir, "data-dir", "", "directory for state (the generated TURN secret and admin token, ACME certificates); default $STATE_DIRECTORY, else ~/.local/state/signald")
+	fs.BoolVar(&c.Dashboard, "dashboard", true, "serve the dashboard at /, its live feed /events, and /box.json and /bugout.js for pages")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "token that unlocks the dashboard's admin parts (configuration, secrets); default: one generated in -data-dir and printed at first start")
+	fs.StringVar(&c.ACMEDomain, "acme-domain", "", "comma-separated host names to get a certificate for from an ACME CA (Let's Encrypt), served as wss:// on -addr, which port 443 of those names must reach; instead of -tls-cert")
+	fs.StringVar(&c.ACMEEmail, "acme-email", "", "contact address given to the ACME CA (expiry warnings)")
+	fs.StringVar(&c.ACMEDirURL, "acme-dir-url", "https://acme-v02.api.letsencrypt.org/directory", "ACME directory URL (Let's Encrypt staging: https://acme-staging-v02.api.letsencrypt.org/directory)")
+	fs.StringVar(&c.ACMECAFile, "acme-ca-file", "", "PEM CA certificates to trust for the ACME directory (a private CA such as step-ca); default: the system's")
+	fs.StringVar(&c.ACMEHTTPAddr, "acme-http-addr", "", "address to answer ACME http-01 challenges on (e.g. :80, which port 80 must reach); default: tls-alpn-01 on -addr only")
 	fs.BoolVar(&c.TURN, "turn", true, "serve STUN and TURN, and /ice")
 	fs.StringVar(&c.TURNUDP, "turn-udp", ":3478", "comma-separated UDP addresses for STUN/TURN; empty for none")
 	fs.StringVar(&c.TURNTCP, "turn-tcp", ":3478", "comma-separated TCP addresses for STUN/TURN; empty for none")
@@ -112,6 +130,15 @@ func flags(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.ICETTL, "ice-ttl", 12*time.Hour, "lifetime of the TURN credentials /ice hands out (bounds a relayed call)")
 	fs.StringVar(&c.ICEAllowOrigins, "ice-allow-origins", "", "comma-separated origins whose pages may read /ice (CORS), * for any; default: same origin only")
 	fs.StringVar(&c.ConfigFile, "config", "", "TOML file of options (keys are the flag names)")
+	return fs
+}
+
+// flagsOf returns the option table bound to a copy of c, to read its values
+// (flags(c) would reset c to the defaults).
+func flagsOf(c *config) *flag.FlagSet {
+	cp := new(config)
+	fs := flags(cp)
+	*cp = *c
 	return fs
 }
 
@@ -165,22 +192,22 @@ func loadConfig(args []string, getenv func(string) string, environ []string) (*c
 			return nil, nil, fmt.Errorf("environment %s: no such option", k)
 		}
 		if err := fs.Set(name, v); err != nil {
-			return nil, nil, fmt.Errorf("environment %s=%q: %v", k, v, err)
+			return nil, nil, fmt.Errorf("environment %s=%q: %v", k, v, valueError(fs.Lookup(name), err))
 		}
 		src[name] = "env " + k
 	}
 	for name, v := range explicit {
 		if err := fs.Set(name, v); err != nil {
-			return nil, nil, fmt.Errorf("flag -%s=%q: %v", name, v, err)
+			return nil, nil, fmt.Errorf("flag -%s=%q: %v", name, v, valueError(fs.Lookup(name), err))
 		}
 		src[name] = "flag"
 	}
 	c.ConfigFile = path
-	return c, src, c.validate()
+	return c, src, c.validate(src)
 }
 
-// applyFile sets the options of a TOML file; unknown keys and bad values are
-// errors naming the line.
+// applyFile sets the options of a TOML file. Unknown keys and bad values
+// are errors naming the line and the reason; all of them are reported.
 func applyFile(fs *flag.FlagSet, path string, src source) error {
 	text, err := os.ReadFile(path)
 	if err != nil {
@@ -198,12 +225,14 @@ func applyFile(fs *flag.FlagSet, path string, src source) error {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	sort.Slice(keys, func(i, j int) bool { return lineOf(text, keys[i]) < lineOf(text, keys[j]) })
+	var errs []error
 	for _, k := range keys {
 		line := lineOf(text, k)
 		f := fs.Lookup(k)
 		if f == nil || k == "config" {
-			return fmt.Errorf("config %s:%d: unknown key %q", path, line, k)
+			errs = append(errs, fmt.Errorf("config %s:%d: unknown key %q%s", path, line, k, suggest(fs, k)))
+			continue
 		}
 		var v string
 		switch x := m[k].(type) {
@@ -212,18 +241,86 @@ func applyFile(fs *flag.FlagSet, path string, src source) error {
 		case int64, float64, bool:
 			v = fmt.Sprint(x)
 		default:
-			return fmt.Errorf("config %s:%d: %s: want a string, number or boolean, got %T", path, line, k, x)
+			errs = append(errs, fmt.Errorf("config %s:%d: %s: want a string, number or boolean, got %s", path, line, k, tomlType(x)))
+			continue
 		}
 		if err := fs.Set(k, v); err != nil {
-			return fmt.Errorf("config %s:%d: %s = %q: %v", path, line, k, v, err)
+			errs = append(errs, fmt.Errorf("config %s:%d: %s = %q: %v", path, line, k, v, valueError(f, err)))
+			continue
 		}
 		src[k] = fmt.Sprintf("file %s:%d", path, line)
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+func tomlType(x any) string {
+	switch x.(type) {
+	case map[string]any:
+		return "a table (options are top-level keys)"
+	case []any, []map[string]any:
+		return "an array (write lists as one comma-separated string)"
+	}
+	return fmt.Sprintf("%T", x)
+}
+
+// suggest names the option a mistyped key probably meant.
+func suggest(fs *flag.FlagSet, key string) string {
+	best, bestD := "", 3
+	fs.VisitAll(func(f *flag.Flag) {
+		if d := editDistance(key, f.Name); d < bestD {
+			best, bestD = f.Name, d
+		}
+	})
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// valueError says what a flag of f's type wants instead of the flag
+// package's bare "parse error".
+func valueError(f *flag.Flag, err error) error {
+	var want string
+	switch f.Value.(flag.Getter).Get().(type) {
+	case time.Duration:
+		want = `want a duration such as "90s", "2m" or "1h30m"`
+	case bool:
+		want = "want true or false"
+	case int, int64:
+		want = "want an integer"
+	case float64:
+		want = "want a number"
+	default:
+		return err
+	}
+	if strings.Contains(err.Error(), "range") {
+		return fmt.Errorf("%s in range (%v)", want, err)
+	}
+	return errors.New(want)
 }
 
 func lineOf(text []byte, key string) int {
-	re := regexp.MustCompile(`(?m)^[ \t]*"?` + regexp.QuoteMeta(key) + `"?[ \t]*=`)
+	re := regexp.MustCompile(`(?m)^[ \t]*(?:\[[ \t]*)?"?` + regexp.QuoteMeta(key) + `"?[ \t]*[=\]]`)
 	loc := re.FindIndex(text)
 	if loc == nil {
 		return 0
@@ -231,39 +328,103 @@ func lineOf(text []byte, key string) int {
 	return 1 + strings.Count(string(text[:loc[0]]), "\n")
 }
 
-// validate reports every bad field at once.
-func (c *config) validate() error {
+// where says where an option's value was set, as an error prefix.
+func (s source) where(name string) string {
+	switch v := s[name]; {
+	case strings.HasPrefix(v, "file "):
+		return "config " + strings.TrimPrefix(v, "file ") + ": "
+	case strings.HasPrefix(v, "env "):
+		return "environment " + strings.TrimPrefix(v, "env ") + ": "
+	case v == "flag":
+		return "flag -" + name + ": "
+	}
+	return ""
+}
+
+// validate reports every bad field at once, each with where it was set.
+func (c *config) validate(src source) error {
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s%s", src.where(name), fmt.Sprintf(format, a...)))
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		bad("tls-cert and tls-key go together (got cert %q, key %q)", c.TLSCert, c.TLSKey)
+		name := "tls-cert"
+		if c.TLSCert == "" {
+			name = "tls-key"
+		}
+		bad(name, "tls-cert and tls-key go together (got cert %q, key %q)", c.TLSCert, c.TLSKey)
+	}
+	if c.ACMEDomain != "" && c.TLSCert != "" {
+		bad("acme-domain", "acme-domain %q and tls-cert %q: choose one source of certificates", c.ACMEDomain, c.TLSCert)
+	}
+	for _, d := range list(c.ACMEDomain) {
+		if strings.ContainsAny(d, ":/ ") || net.ParseIP(d) != nil {
+			bad("acme-domain", "acme-domain %q: want host names, no IP addresses, ports or schemes", d)
+		}
+	}
+	if c.ACMEDomain != "" {
+		if u, err := url.Parse(c.ACMEDirURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad("acme-dir-url", "acme-dir-url %q: want an https:// URL", c.ACMEDirURL)
+		}
+	}
+	if c.ACMEEmail != "" && !strings.Contains(c.ACMEEmail, "@") {
+		bad("acme-email", "acme-email %q: not an email address", c.ACMEEmail)
+	}
+	addrs := []struct{ name, v string }{{"addr", c.Addr}, {"acme-http-addr", c.ACMEHTTPAddr}}
+	if c.TURN {
+		addrs = append(addrs, struct{ name, v string }{"turn-udp", c.TURNUDP}, struct{ name, v string }{"turn-tcp", c.TURNTCP}, struct{ name, v string }{"turn-tls", c.TURNTLS})
+	}
+	for _, a := range addrs {
+		for _, hp := range list(a.v) {
+			if _, port, err := net.SplitHostPort(hp); err != nil {
+				bad(a.name, "%s %q: want host:port or :port", a.name, hp)
+			} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+				bad(a.name, "%s %q: port %q is not a number in 0-65535", a.name, hp, port)
+			}
+		}
+	}
+	if c.Addr == "" {
+		bad("addr", "addr is empty: the tracker needs an address")
 	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
-		bad("log-format %q: want text or json", c.LogFormat)
+		bad("log-format", "log-format %q: want text or json", c.LogFormat)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
-		bad("log-level %q: %v", c.LogLevel, err)
+		bad("log-level", "log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
 	if c.TURN {
 		if _, _, err := c.relayPorts(); err != nil {
-			bad("turn-relay-ports %q: %v", c.TURNRelayPorts, err)
+			bad("turn-relay-ports", "turn-relay-ports %q: %v", c.TURNRelayPorts, err)
 		}
 		if _, err := c.allowPeers(); err != nil {
-			bad("turn-allow-peers %q: %v", c.TURNAllowPeers, err)
+			bad("turn-allow-peers", "turn-allow-peers %q: %v", c.TURNAllowPeers, err)
 		}
 		if _, err := c.staticUsers(); err != nil {
-			bad("turn-static-users: %v", err)
+			bad("turn-static-users", "turn-static-users: %v", err)
 		}
 		for _, ip := range []struct{ name, v string }{{"turn-relay-ip", c.TURNRelayIP}, {"turn-relay-ip6", c.TURNRelayIP6}} {
 			if ip.v != "" && net.ParseIP(ip.v) == nil {
-				bad("%s %q: not an IP address", ip.name, ip.v)
+				bad(ip.name, "%s %q: not an IP address", ip.name, ip.v)
 			}
 		}
 	}
-	if c.DrainTimeout < 0 {
-		bad("drain-timeout %v is negative", c.DrainTimeout)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"drain-timeout", c.DrainTimeout}, {"interval", c.Interval}, {"peer-ttl", c.PeerTTL}, {"idle-timeout", c.IdleTimeout},
+		{"offer-ttl", c.OfferTTL}, {"turn-allocation-lifetime", c.TURNAllocationLifetime}, {"ice-ttl", c.ICETTL}} {
+		if d.v < 0 {
+			bad(d.name, "%s %v is negative", d.name, d.v)
+		}
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		bad("admin-token", "admin-token: %d characters, want at least 16", len(c.AdminToken))
 	}
 	return errors.Join(errs...)
 }
+
+// secretOptions are never shown on the dashboard's public parts nor by
+// "signald config print" without -secrets.
+var secretOptions = map[string]bool{"turn-secret": true, "turn-static-users": true, "admin-token": true}

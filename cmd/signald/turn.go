@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/boxsignal/boxsignal/stunturn"
+	"golang.org/x/crypto/acme"
 )
 
 func list(s string) []string {
@@ -122,7 +123,7 @@ func (b *box) startTURN(getenv func(string) string) (http.Handler, error) {
 		Logger:                 b.log,
 		Registerer:             b.reg,
 	}
-	if c.TLSCert != "" {
+	if b.tls() {
 		cfg.ListenTLS = list(c.TURNTLS)
 		cfg.TLSConfig = b.tlsConfig()
 	}
@@ -131,6 +132,7 @@ func (b *box) startTURN(getenv func(string) string) (http.Handler, error) {
 		return nil, fmt.Errorf("stun/turn: %w", err)
 	}
 	b.turn = srv
+	b.turnSecrets = len(secrets)
 	return b.iceHandler(secrets[0]), nil
 }
 
@@ -177,6 +179,13 @@ func (b *box) iceURLs(host string) []string {
 }
 
 func (b *box) tlsConfig() *tls.Config {
+	if b.acme != nil {
+		return &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     []string{"http/1.1", acme.ALPNProto}, // tls-alpn-01 challenges arrive here
+			GetCertificate: b.acme.getCertificate,
+		}
+	}
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return b.cert.Load(), nil },
