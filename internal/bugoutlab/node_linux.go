@@ -25,6 +25,7 @@ type Node struct {
 	stdin      interface{ Write([]byte) (int, error) }
 	proc       *netns.Proc
 	stderr     *Buffer
+	past       []NodeLine // lines read while waiting for another kind; only Next uses it
 }
 
 // NodeLine is one event line of the node peer.
@@ -108,9 +109,25 @@ func (l *Lab) StartNode(t testing.TB, ctx context.Context, room string) *Node {
 }
 
 // Next waits up to d for the next line of kind and decodes its value into
-// v (if not nil). A node crash (wrtc's known SIGSEGV) is named as such.
+// v (if not nil). Lines of other kinds read meanwhile are kept for later
+// calls, in order. A node crash (wrtc's known SIGSEGV) is named as such.
+// Call it from one goroutine.
 func (n *Node) Next(t testing.TB, kind string, d time.Duration, v any) {
 	t.Helper()
+	decode := func(l NodeLine) {
+		if v != nil {
+			if err := json.Unmarshal(l.V, v); err != nil {
+				t.Fatalf("node %s %s: %v", kind, l.V, err)
+			}
+		}
+	}
+	for i, l := range n.past {
+		if l.Node == kind {
+			n.past = append(n.past[:i], n.past[i+1:]...)
+			decode(l)
+			return
+		}
+	}
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
@@ -121,13 +138,12 @@ func (n *Node) Next(t testing.TB, kind string, d time.Duration, v any) {
 			}
 			t.Logf("node %s %s", l.Node, l.V)
 			if l.Node != kind {
+				if len(n.past) < 4096 {
+					n.past = append(n.past, l)
+				}
 				continue
 			}
-			if v != nil {
-				if err := json.Unmarshal(l.V, v); err != nil {
-					t.Fatalf("node %s %s: %v", kind, l.V, err)
-				}
-			}
+			decode(l)
 			return
 		case <-timer.C:
 			t.Fatalf("node peer: no %q in %v", kind, d)
