@@ -40,12 +40,13 @@
     g.clearRect(0, 0, w, h);
     var max = 1;
     history.forEach(function (s) { keys.forEach(function (k) { if (s[k] > max) max = s[k]; }); });
-    var pad = 14, now = Date.now(), span = MAX * 1000;
+    // The time axis spans what is kept, at least a minute.
+    var pad = 14, now = Date.now(), span = Math.max(60000, history.length ? now - history[0].t : 0);
     g.strokeStyle = "rgba(127,127,127,.3)";
     g.beginPath(); g.moveTo(0, h - pad + .5); g.lineTo(w, h - pad + .5); g.stroke();
     g.fillStyle = cssVar("--muted"); g.font = "11px sans-serif";
     g.fillText(id === "chart-turn" ? fmtBytes(max) + "/s" : fmtNum(max), 2, 10);
-    g.fillText("5 min", 2, h - 2);
+    g.fillText(span >= 120000 ? Math.round(span / 60000) + " min" : Math.round(span / 1000) + " s", 2, h - 2);
     keys.forEach(function (k, i) {
       g.strokeStyle = cssVar(colors[i]); g.lineWidth = 1.5; g.beginPath();
       var started = false;
