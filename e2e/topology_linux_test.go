@@ -298,30 +298,11 @@ table inet e2e_egress {
 // strayPackets reads a home's egress counter: packets sent to any address
 // but the Box and the other home's router, and those addresses.
 func strayPackets(n ns) (packets int, addrs []string, err error) {
-	out, err := n.output("nft", "-j", "list", "counter", "inet", "e2e_egress", "stray")
+	packets, err = counter(n, "e2e_egress", "stray")
 	if err != nil {
 		return 0, nil, err
 	}
-	var c struct {
-		Nftables []struct {
-			Counter *struct {
-				Packets int `json:"packets"`
-			} `json:"counter"`
-		} `json:"nftables"`
-	}
-	if err := json.Unmarshal(out, &c); err != nil {
-		return 0, nil, fmt.Errorf("nft counter %s: %w", n.name, err)
-	}
-	found := false
-	for _, o := range c.Nftables {
-		if o.Counter != nil {
-			packets, found = o.Counter.Packets, true
-		}
-	}
-	if !found {
-		return 0, nil, fmt.Errorf("nft counter %s: none in %s", n.name, out)
-	}
-	out, err = n.output("nft", "-j", "list", "set", "inet", "e2e_egress", "stray4")
+	out, err := n.output("nft", "-j", "list", "set", "inet", "e2e_egress", "stray4")
 	if err != nil {
 		return 0, nil, err
 	}
@@ -348,6 +329,30 @@ func strayPackets(n ns) (packets int, addrs []string, err error) {
 		}
 	}
 	return packets, addrs, nil
+}
+
+// counter reads the packets of the named counter in table (family inet).
+func counter(n ns, table, name string) (int, error) {
+	out, err := n.output("nft", "-j", "list", "counter", "inet", table, name)
+	if err != nil {
+		return 0, err
+	}
+	var c struct {
+		Nftables []struct {
+			Counter *struct {
+				Packets int `json:"packets"`
+			} `json:"counter"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &c); err != nil {
+		return 0, fmt.Errorf("nft counter %s in %s: %w", name, n.name, err)
+	}
+	for _, o := range c.Nftables {
+		if o.Counter != nil {
+			return o.Counter.Packets, nil
+		}
+	}
+	return 0, fmt.Errorf("nft counter %s in %s: none in %s", name, n.name, out)
 }
 
 // destroy kills, by PID, every process still in the namespace (all of them

@@ -111,6 +111,10 @@
       return out;
     },
 
+    // signalled counts the connections that got the far side's session
+    // description through the tracker: signalling worked even if ICE did not.
+    signalled() { return pcs.filter((pc) => pc.remoteDescription !== null).length; },
+
     state() { return state; },
   };
 })();
