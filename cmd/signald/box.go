@@ -39,7 +39,7 @@ type box struct {
 
 	sys         *prometheus.Registry // process series, served on /metrics too
 	gatherers   prometheus.Gatherers // everything /metrics serves
-	samples     *sampler             // the dashboard's figures
+	samples     *sampler             // the dashboard's figures; nil without -dashboard
 	dataDir     string
 	adminToken  string // "" when the dashboard is off
 	newToken    bool   // the token was generated at this start: print it
@@ -106,7 +106,9 @@ func newBox(cfg *config, src source, getenv func(string) string, logOut io.Write
 			return nil, err
 		}
 	}
-	b.samples = newSampler(prometheus.Gatherers{b.reg, b.sys}, sampleInterval)
+	if cfg.Dashboard {
+		b.samples = newSampler(prometheus.Gatherers{b.reg, b.sys}, sampleInterval)
+	}
 	return b, nil
 }
 
@@ -280,8 +282,10 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 		}
 		defer stopHTTP01()
 	}
-	go b.samples.run()
-	defer b.samples.close()
+	if b.samples != nil {
+		go b.samples.run()
+		defer b.samples.close()
+	}
 	urls := b.announceURLs(ln.Addr())
 	b.log.Info("listening", "addr", ln.Addr().String(), "tls", b.tls(), "acme", b.cfg.ACMEDomain, "config", b.cfg.ConfigFile)
 	fmt.Fprintf(stdout, "Box Signal tracker is up. Announce URLs for browsers:\n")
@@ -324,7 +328,9 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 	}
 	b.log.Info("draining", "timeout", b.cfg.DrainTimeout)
 	b.draining.Store(true)
-	b.samples.close() // ends the dashboards' live feeds, which Shutdown would wait for
+	if b.samples != nil {
+		b.samples.close() // ends the dashboards' live feeds, which Shutdown would wait for
+	}
 	dctx, cancel := context.WithTimeout(context.Background(), b.cfg.DrainTimeout)
 	defer cancel()
 	// Stop accepting first; upgraded connections are the tracker's to drain.
