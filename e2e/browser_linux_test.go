@@ -48,8 +48,9 @@ var disabledFeatures = []string{
 	"PrivacySandboxSettings4",
 	"Translate",
 	// With it, host candidates are .local names that the far page resolves
-	// by multicast DNS on its own link; see profilePrefs for why the pages
-	// offer no host candidate at all.
+	// by multicast DNS on its own link, and even with no host candidate
+	// offered (profilePrefs) its mDNS responder still joins the multicast
+	// group: an IGMP report to 224.0.0.22 that the egress check counts.
 	"WebRtcHideLocalIpsWithMdns",
 }
 
