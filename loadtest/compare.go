@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,31 +172,11 @@ func rttOf(r *trackerResult, q string) float64 {
 // startReference starts bittorrent-tracker's own server on a free loopback
 // port, as production-like as it comes (no per-peer logging).
 func startReference(ctx context.Context, script string) (*target, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command("node", script, "-addr", addr)
-	cmd.Env = append(os.Environ(), "NODE_ENV=production")
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	t := &target{url: "ws://" + addr, pid: cmd.Process.Pid, cmd: cmd}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			return t, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.stop()
-			return nil, fmt.Errorf("reference tracker did not come up on %s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return startTarget(ctx, "reference tracker", func(addr string) *exec.Cmd {
+		cmd := exec.Command("node", script, "-addr", addr)
+		cmd.Env = append(os.Environ(), "NODE_ENV=production")
+		return cmd
+	})
 }
 
 func printCompare(w io.Writer, r *compareResult) {

@@ -44,15 +44,24 @@ func startSignald(ctx context.Context, extra ...string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startTarget(ctx, "signald", func(addr string) *exec.Cmd {
+		args := append([]string{"-addr", addr, "-turn=false", "-max-conns-per-ip", "-1", "-announce-rate", "-1", "-log-level", "warn"}, extra...)
+		cmd := exec.Command(bin, args...)
+		cmd.Stderr = os.Stderr
+		return cmd
+	})
+}
+
+// startTarget starts the command made for a free loopback address and
+// waits until its /healthz answers.
+func startTarget(ctx context.Context, name string, command func(addr string) *exec.Cmd) (*target, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	args := append([]string{"-addr", addr, "-turn=false", "-max-conns-per-ip", "-1", "-announce-rate", "-1", "-log-level", "warn"}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Stderr = os.Stderr
+	cmd := command(addr)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -64,9 +73,9 @@ func startSignald(ctx context.Context, extra ...string) (*target, error) {
 			resp.Body.Close()
 			return t, nil
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			t.stop()
-			return nil, fmt.Errorf("signald did not come up on %s", addr)
+			return nil, fmt.Errorf("%s did not come up on %s", name, addr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
