@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/boxsignal/boxsignal/internal/bugoutlab"
+	"github.com/boxsignal/boxsignal/internal/chromium"
 	"github.com/boxsignal/boxsignal/internal/netns"
 )
 
@@ -129,10 +130,10 @@ func startLoggedBoard(t *testing.T, ctx context.Context, lab *bugoutlab.Lab, bin
 // the Go messageboard is killed with SIGKILL and restarted on the same
 // data; a second post from the page lists all three. Every request the
 // page makes goes to the namespace's address; a screenshot of the final
-// page is kept in bugoutlab.ArtifactDir.
+// page is kept in chromium.ArtifactDir.
 func TestBrowserMessageboard(t *testing.T) {
 	docs := bundleDocs(t)
-	bugoutlab.ChromiumPath(t)
+	chromium.Path(t, bugoutlab.ChromiumEnv)
 	start := time.Now()
 	step := func(format string, args ...any) {
 		t.Logf("%5.1fs "+format, append([]any{time.Since(start).Seconds()}, args...)...)
@@ -277,7 +278,7 @@ func TestBrowserMessageboard(t *testing.T) {
 	if err != nil || len(png) < 1000 {
 		t.Fatalf("screenshot: %v, %d bytes", err, len(png))
 	}
-	shot := filepath.Join(bugoutlab.ArtifactDir(t), "messageboard.png")
+	shot := filepath.Join(chromium.ArtifactDir(t, "bugoutlab"), "messageboard.png")
 	if err := os.WriteFile(shot, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
