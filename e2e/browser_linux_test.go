@@ -72,9 +72,18 @@ const profilePrefs = `{"webrtc": {"ip_handling_policy": "default_public_interfac
 // browser, so no packet leaves. Only these exact names: the page itself uses
 // IP literals, and any other lookup must still show up at the lab's
 // resolver.
+//
+// The third is the spell checker's dictionary download
+// (redirector.gvt1.com/edgedl/chrome/dict/en-us-10-2.bdic), which typing
+// into a page's text input can start (the go-messageboard scenario types
+// into Bugout's messageboard page): in a net log it came 0.4 s after the
+// page's input got focus and keys, in 3 runs of 15. Turning spell
+// checking off in the profile (browser.enable_spellchecking false, with
+// spellcheck.dictionaries empty) did not stop it (1 run of 8).
 var blackholedNames = []string{
 	"MAP accounts.google.com ~NOTFOUND",
 	"MAP update.googleapis.com ~NOTFOUND",
+	"MAP redirector.gvt1.com ~NOTFOUND",
 }
 
 // chromiumArgs are the switches of a lab browser: headless, as root, and
@@ -362,4 +371,93 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
+}
+
+// navigate loads url in the page and waits until a new document is
+// complete, for pages that are not the lab's (no window.lab to wait for).
+func (b *browser) navigate(ctx context.Context, url string) error {
+	var before string
+	_ = b.eval(ctx, `String(performance.timeOrigin)`, &before)
+	var nav struct {
+		ErrorText string `json:"errorText"`
+	}
+	if err := b.cdp.call(ctx, b.session, "Page.navigate", map[string]any{"url": url}, &nav); err != nil {
+		return err
+	}
+	if nav.ErrorText != "" {
+		return fmt.Errorf("navigate to %s: %s", url, nav.ErrorText)
+	}
+	return b.waitNewDocument(ctx, before)
+}
+
+// reload reloads the page, as the browser's reload button does, and waits
+// until the new document is complete.
+func (b *browser) reload(ctx context.Context) error {
+	var before string
+	_ = b.eval(ctx, `String(performance.timeOrigin)`, &before)
+	if err := b.cdp.call(ctx, b.session, "Page.reload", map[string]any{"ignoreCache": true}, nil); err != nil {
+		return err
+	}
+	return b.waitNewDocument(ctx, before)
+}
+
+// waitNewDocument waits until the page's document is another than the one
+// whose performance.timeOrigin was before, and complete.
+func (b *browser) waitNewDocument(ctx context.Context, before string) error {
+	return b.waitFor(ctx, "the document to load", `String(performance.timeOrigin) !== `+jsString(before)+` && document.readyState === "complete"`)
+}
+
+// waitFor polls the JavaScript expression every 50 ms until it is true.
+func (b *browser) waitFor(ctx context.Context, what, expr string) error {
+	var last error
+	for {
+		var ok bool
+		if last = b.eval(ctx, `Boolean(`+expr+`)`, &ok); last == nil && ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// click clicks the middle of the element that the CSS selector finds with
+// the mouse's left button, as a user does.
+func (b *browser) click(ctx context.Context, selector string) error {
+	var box struct{ X, Y float64 }
+	if err := b.eval(ctx, `(() => { const e = document.querySelector(`+jsString(selector)+`);
+		if (!e) throw new Error("no element "+`+jsString(selector)+`);
+		e.scrollIntoView({block: "center"});
+		const r = e.getBoundingClientRect();
+		if (r.width === 0 || r.height === 0) throw new Error(`+jsString(selector+" is not displayed")+`);
+		return {x: r.left + r.width / 2, y: r.top + r.height / 2}; })()`, &box); err != nil {
+		return fmt.Errorf("click %s: %w", selector, err)
+	}
+	for _, typ := range []string{"mouseMoved", "mousePressed", "mouseReleased"} {
+		ev := map[string]any{"type": typ, "x": box.X, "y": box.Y}
+		if typ != "mouseMoved" {
+			ev["button"], ev["clickCount"] = "left", 1
+		}
+		if err := b.cdp.call(ctx, b.session, "Input.dispatchMouseEvent", ev, nil); err != nil {
+			return fmt.Errorf("click %s: %w", selector, err)
+		}
+	}
+	return nil
+}
+
+// typeText types text into the focused element, one key press per
+// character.
+func (b *browser) typeText(ctx context.Context, text string) error {
+	for _, r := range text {
+		s := string(r)
+		if err := b.cdp.call(ctx, b.session, "Input.dispatchKeyEvent", map[string]any{"type": "keyDown", "key": s, "text": s, "unmodifiedText": s}, nil); err != nil {
+			return err
+		}
+		if err := b.cdp.call(ctx, b.session, "Input.dispatchKeyEvent", map[string]any{"type": "keyUp", "key": s}, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -28,11 +28,13 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const (
-	// buildBudget bounds go build of signald, which a cold cache makes slow.
+	// buildBudget bounds go build of signald and peer, which a cold cache
+	// makes slow.
 	buildBudget = 3 * time.Minute
 	// scenarioBudget bounds one scenario from building its namespaces to
-	// the last check; three in a row (the broken two run side by side) keep
-	// the lab under three minutes with the build.
+	// the last check; three in a row (the broken two run side by side) and
+	// the go-messageboard scenario (messageboardBudget) keep the lab under
+	// three minutes with a cached build.
 	scenarioBudget = 40 * time.Second
 	// connectTimeout is how long the pages have to see each other.
 	connectTimeout = 20 * time.Second
@@ -84,7 +86,8 @@ var scenarios = []scenario{
 //	go test -v -run Lab ./e2e
 //
 // or one scenario with -run 'Lab/^symmetric$' (the broken setups are
-// Lab/broken/...). Outside CI it skips when it
+// Lab/broken/..., the Go messageboard with Bugout's page
+// Lab/go-messageboard). Outside CI it skips when it
 // is not root or lacks nft, Chromium or the Bugout bundle.
 func TestLab(t *testing.T) {
 	chromium := chromiumPath(t)
@@ -95,7 +98,7 @@ func TestLab(t *testing.T) {
 	if os.Geteuid() != 0 {
 		netns.Unavailable(t, "e2e: network namespaces need root, running as uid %d", os.Geteuid())
 	}
-	signald := buildSignald(t)
+	signald, peer := buildCommands(t)
 
 	rep := &report{w: t.Output()}
 	start := time.Now()
@@ -119,7 +122,11 @@ func TestLab(t *testing.T) {
 			})
 		}
 	})
-	rep.note("SKIP go-messageboard: a Go peer's messageboard in the same room depends on an issue still in progress; not run")
+	// The Go messageboard in the box, Bugout's own messageboard page in a
+	// home.
+	t.Run("go-messageboard", func(t *testing.T) {
+		runMessageboard(t, rep, signald, peer, chromium, bundle)
+	})
 	rep.note("lab took %v", time.Since(start).Round(100*time.Millisecond))
 	rep.note("%s", rep.summary())
 	if rep.failed > 0 {
@@ -188,7 +195,7 @@ func runScenario(t *testing.T, rep *report, sc scenario, signald, chromium, bund
 	l := newLab(t, sc.nat)
 	dns := startDNSSink(t, l)
 	box := startBox(ctx, t, l, sc, signald)
-	servePage(t, l, bundle)
+	servePage(t, l, bundle, nil)
 	if sc.blockTURN {
 		must(t, l.box.exec([]byte(blockTURNRules), "nft", "-f", "-"))
 	}
@@ -530,8 +537,9 @@ func (p *boxProc) waitHealthy(ctx context.Context, l *lab) error {
 }
 
 // servePage serves the lab page, its script and Bugout's bundle from the
-// box namespace: a listener made there, served by the test process.
-func servePage(t *testing.T, l *lab, bundle string) {
+// box namespace: a listener made there, served by the test process. more
+// adds handlers by path.
+func servePage(t *testing.T, l *lab, bundle string, more map[string]http.Handler) {
 	t.Helper()
 	files := map[string]string{
 		"/lab.html":       filepath.Join("testdata", "lab.html"),
@@ -543,6 +551,10 @@ func servePage(t *testing.T, l *lab, bundle string) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if h := more[r.URL.Path]; h != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
 		path, ok := files[r.URL.Path]
 		if !ok || path == "" {
 			http.NotFound(w, r)
@@ -588,18 +600,30 @@ func bugoutBundle(t *testing.T) string {
 	return filepath.Join(dir, "docs", "bugout.min.js")
 }
 
-// buildSignald builds cmd/signald into the test's temporary directory.
-func buildSignald(t *testing.T) string {
+// buildCommands builds cmd/signald and cmd/peer into the test's temporary
+// directory, side by side.
+func buildCommands(t *testing.T) (signald, peer string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), buildBudget)
 	defer cancel()
-	bin := filepath.Join(t.TempDir(), "signald")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/signald")
-	build.Dir = moduleRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/signald: %v\n%s", err, out)
+	dir, root := t.TempDir(), moduleRoot(t)
+	pkgs := []string{"signald", "peer"}
+	errs := make([]error, len(pkgs))
+	var wg sync.WaitGroup
+	for i, name := range pkgs {
+		wg.Go(func() {
+			build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+			build.Dir = root
+			if out, err := build.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("go build ./cmd/%s: %v\n%s", name, err, out)
+			}
+		})
 	}
-	return bin
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "signald"), filepath.Join(dir, "peer")
 }
 
 func moduleRoot(t *testing.T) string {
