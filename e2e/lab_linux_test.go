@@ -22,6 +22,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/boxsignal/boxsignal/internal/chromium"
 	"github.com/boxsignal/boxsignal/internal/netns"
 )
 
@@ -90,7 +91,7 @@ var scenarios = []scenario{
 // Lab/go-messageboard). Outside CI it skips when it
 // is not root or lacks nft, Chromium or the Bugout bundle.
 func TestLab(t *testing.T) {
-	chromium := chromiumPath(t)
+	bin := chromium.Path(t, "E2E_CHROMIUM")
 	bundle := bugoutBundle(t)
 	if _, err := exec.LookPath("nft"); err != nil {
 		netns.Unavailable(t, "e2e: nft is needed (Debian: apt-get install nftables): %v", err)
@@ -109,7 +110,7 @@ func TestLab(t *testing.T) {
 			continue
 		}
 		t.Run(sc.name, func(t *testing.T) {
-			runScenario(t, rep, sc, signald, chromium, bundle)
+			runScenario(t, rep, sc, signald, bin, bundle)
 		})
 	}
 	// The broken setups spend their time waiting for a connection that
@@ -118,14 +119,14 @@ func TestLab(t *testing.T) {
 		for _, sc := range broken {
 			t.Run(strings.TrimPrefix(sc.name, "broken/"), func(t *testing.T) {
 				t.Parallel()
-				runScenario(t, rep, sc, signald, chromium, bundle)
+				runScenario(t, rep, sc, signald, bin, bundle)
 			})
 		}
 	})
 	// The Go messageboard in the box, Bugout's own messageboard page in a
 	// home.
 	t.Run("go-messageboard", func(t *testing.T) {
-		runMessageboard(t, rep, signald, peer, chromium, bundle)
+		runMessageboard(t, rep, signald, peer, bin, bundle)
 	})
 	rep.note("lab took %v", time.Since(start).Round(100*time.Millisecond))
 	rep.note("%s", rep.summary())
@@ -181,7 +182,7 @@ type candidatePair struct {
 
 func (p candidatePair) relayed() bool { return p.Local.Type == "relay" || p.Remote.Type == "relay" }
 
-func runScenario(t *testing.T, rep *report, sc scenario, signald, chromium, bundle string) {
+func runScenario(t *testing.T, rep *report, sc scenario, signald, bin, bundle string) {
 	ctx, cancel := context.WithTimeout(t.Context(), scenarioBudget)
 	defer cancel()
 	check := func(name string, ok bool, format string, args ...any) bool {
@@ -215,14 +216,14 @@ func runScenario(t *testing.T, rep *report, sc scenario, signald, chromium, bund
 	var wg sync.WaitGroup
 	errs := make([]error, len(pages))
 	for i, p := range pages {
-		wg.Go(func() { errs[i] = p.join(ctx, t, chromium, "lab-"+hex.EncodeToString(room[:])) })
+		wg.Go(func() { errs[i] = p.join(ctx, t, bin, "lab-"+hex.EncodeToString(room[:])) })
 	}
 	wg.Wait()
 	defer func() {
 		if t.Failed() {
 			for _, p := range pages {
 				if p.b != nil {
-					t.Logf("browser %s log:\n%s", p.home.name, p.b.logText())
+					t.Logf("browser %s log:\n%s", p.home.name, p.b.Log())
 				}
 			}
 		}
@@ -352,8 +353,8 @@ func checkStray(check func(string, bool, string, ...any) bool, l *lab, dns *dnsS
 
 // join starts the home's browser, loads the lab page from the box and joins
 // room.
-func (p *page) join(ctx context.Context, t *testing.T, chromium, room string) error {
-	b, err := startBrowser(ctx, t, p.home.ns, p.home.name, chromium)
+func (p *page) join(ctx context.Context, t *testing.T, bin, room string) error {
+	b, err := startBrowser(ctx, t, p.home.ns, p.home.name, bin)
 	if err != nil {
 		return err
 	}

@@ -242,7 +242,7 @@ const messageboardPairs = `(async () => {
 // behind an endpoint-independent NAT. The page lists the board (one post
 // seeded with peer rpc), posts through its UI (typed and clicked), and
 // lists the post again after a reload.
-func runMessageboard(t *testing.T, rep *report, signald, peer, chromium, bundle string) {
+func runMessageboard(t *testing.T, rep *report, signald, peer, bin, bundle string) {
 	const name = "go-messageboard"
 	ctx, cancel := context.WithTimeout(t.Context(), messageboardBudget)
 	defer cancel()
@@ -279,7 +279,7 @@ func runMessageboard(t *testing.T, rep *report, signald, peer, chromium, bundle 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		br, brErr = startBrowser(ctx, t, l.a.ns, l.a.name, chromium)
+		br, brErr = startBrowser(ctx, t, l.a.ns, l.a.name, bin)
 	}()
 	board, boardErr = startBoard(ctx, t, l, peer)
 	<-done
@@ -293,7 +293,7 @@ func runMessageboard(t *testing.T, rep *report, signald, peer, chromium, bundle 
 	if br != nil {
 		defer func() {
 			if t.Failed() {
-				t.Logf("browser %s log:\n%s", br.name, br.logText())
+				t.Logf("browser %s log:\n%s", br.name, br.Log())
 			}
 		}()
 	}
@@ -334,7 +334,7 @@ func runMessageboard(t *testing.T, rep *report, signald, peer, chromium, bundle 
 		start := time.Now()
 		wctx, wcancel := context.WithTimeout(ctx, stepTimeout)
 		defer wcancel()
-		err := br.waitFor(wctx, what, expr)
+		err := br.WaitFor(wctx, what, expr)
 		return time.Since(start), err
 	}
 
@@ -342,7 +342,7 @@ func runMessageboard(t *testing.T, rep *report, signald, peer, chromium, bundle 
 	// the seeded post.
 	pageURL := "http://" + net.JoinHostPort(boxIP, pagePort) + "/examples/messageboard.html#" + board.address
 	t2 := time.Now()
-	err = br.navigate(ctx, pageURL)
+	err = br.Navigate(ctx, pageURL)
 	loaded := time.Since(t2)
 	var took time.Duration
 	if err == nil {
@@ -361,9 +361,9 @@ func runMessageboard(t *testing.T, rep *report, signald, peer, chromium, bundle 
 	var pageAddr string
 	err = br.eval(ctx, `b.address()`, &pageAddr)
 	for _, step := range []func() error{
-		func() error { return br.click(ctx, "#message") },
-		func() error { return br.typeText(ctx, text) },
-		func() error { return br.click(ctx, "#send") },
+		func() error { return br.Click(ctx, "#message") },
+		func() error { return br.Type(ctx, text) },
+		func() error { return br.Click(ctx, "#send") },
 	} {
 		if err == nil {
 			err = step()
@@ -398,7 +398,7 @@ func runMessageboard(t *testing.T, rep *report, signald, peer, chromium, bundle 
 
 	// list after a reload: a new page (a new Bugout identity) lists both.
 	t3 := time.Now()
-	err = br.reload(ctx)
+	err = br.Reload(ctx)
 	loaded = time.Since(t3)
 	if err == nil {
 		took, err = wait("both posts after a reload", listed(seeded, own))

@@ -58,6 +58,10 @@ func TestBrowser(t *testing.T) {
 	if err := b.Navigate(ctx, srv.URL+"/page"); err != nil {
 		t.Fatal(err)
 	}
+	// A same-document navigation: no new document to wait for.
+	if err := b.Navigate(ctx, srv.URL+"/page#hash"); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.Click(ctx, "#in"); err != nil {
 		t.Fatal(err)
 	}

@@ -101,9 +101,15 @@ func (b *Browser) Exceptions() []string {
 	return append([]string(nil), b.exceptions...)
 }
 
-// Navigate loads url in the page and waits until its document is complete.
+// Navigate loads url in the page and waits until the new document is
+// complete. Until the navigation commits, the old document (about:blank,
+// say) is still there and may well be complete, so it waits for another
+// one (only for a complete document when the navigation stays in the same
+// document, a change of #hash).
 func (b *Browser) Navigate(ctx context.Context, url string) error {
+	before := b.timeOrigin(ctx)
 	var nav struct {
+		LoaderID  string `json:"loaderId"` // omitted for a same-document navigation
 		ErrorText string `json:"errorText"`
 	}
 	if err := b.call(ctx, "Page.navigate", map[string]any{"url": url}, &nav); err != nil {
@@ -112,19 +118,35 @@ func (b *Browser) Navigate(ctx context.Context, url string) error {
 	if nav.ErrorText != "" {
 		return fmt.Errorf("navigate to %s: %s", url, nav.ErrorText)
 	}
-	return b.WaitFor(ctx, "the document to load", `document.readyState === "complete"`)
+	if nav.LoaderID == "" {
+		return b.WaitFor(ctx, "the document to load", `document.readyState === "complete"`)
+	}
+	return b.waitNewDocument(ctx, "the document to load", before)
 }
 
 // Reload reloads the page, as the browser's reload button does, and waits
 // until the new document is complete.
 func (b *Browser) Reload(ctx context.Context) error {
 	// The old document must be gone before readyState is read again.
-	var before string
-	_ = b.Eval(ctx, `String(performance.timeOrigin)`, &before)
+	before := b.timeOrigin(ctx)
 	if err := b.call(ctx, "Page.reload", map[string]any{"ignoreCache": true}, nil); err != nil {
 		return err
 	}
-	return b.WaitFor(ctx, "the reloaded document", `String(performance.timeOrigin) !== `+jsString(before)+` && document.readyState === "complete"`)
+	return b.waitNewDocument(ctx, "the reloaded document", before)
+}
+
+// timeOrigin is the document's performance.timeOrigin, which tells one
+// document from the next; "" if it cannot be read.
+func (b *Browser) timeOrigin(ctx context.Context) string {
+	var origin string
+	_ = b.Eval(ctx, `String(performance.timeOrigin)`, &origin)
+	return origin
+}
+
+// waitNewDocument waits until the page's document is another than the one
+// whose performance.timeOrigin was before, and complete.
+func (b *Browser) waitNewDocument(ctx context.Context, what, before string) error {
+	return b.WaitFor(ctx, what, `String(performance.timeOrigin) !== `+jsString(before)+` && document.readyState === "complete"`)
 }
 
 // WaitFor polls the JavaScript expression every 100 ms until it is true.
