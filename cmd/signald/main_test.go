@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -62,22 +63,29 @@ type daemon struct {
 
 func start(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{addr: freeAddr(t), done: make(chan int), hup: make(chan os.Signal, 1), out: new(syncBuf), logs: new(syncBuf)}
+	// Port 0: the daemon binds a free port and prints it in its URLs, so
+	// no other process can take the port between a probe and the bind.
+	d := &daemon{addr: "127.0.0.1:0", done: make(chan int), hup: make(chan os.Signal, 1), out: new(syncBuf), logs: new(syncBuf)}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	args = append([]string{"-addr", d.addr, "-drain-timeout", "2s",
 		"-turn-udp", "127.0.0.1:0", "-turn-tcp", "127.0.0.1:0", "-turn-tls", "127.0.0.1:0", "-data-dir", t.TempDir()}, args...)
 	go func() { d.done <- run(ctx, args, func(string) string { return "" }, nil, d.hup, d.out, d.logs) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(d.out.String(), "Announce URLs") {
+	// Bounds on waits, not timings: a loaded 2-CPU CI machine is slow.
+	deadline := time.Now().Add(20 * time.Second)
+	for !boundAddr.MatchString(d.out.String()) {
 		if time.Now().After(deadline) {
 			t.Fatalf("signald did not start; logs:\n%s", d.logs.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	d.addr = "127.0.0.1:" + boundAddr.FindStringSubmatch(d.out.String())[1]
 	t.Cleanup(func() { d.stop(t) })
 	return d
 }
+
+// boundAddr finds the port in the announce URL printed at start.
+var boundAddr = regexp.MustCompile(`Announce URLs[^\n]*\n\s+wss?://127\.0\.0\.1:(\d+)`)
 
 func (d *daemon) stop(t *testing.T) int {
 	d.cancel()
@@ -87,8 +95,8 @@ func (d *daemon) stop(t *testing.T) int {
 			close(d.done)
 		}
 		return rc
-	case <-time.After(5 * time.Second):
-		t.Fatal("signald did not stop within 5s of SIGTERM")
+	case <-time.After(20 * time.Second):
+		t.Fatal("signald did not stop within 20s of SIGTERM")
 	}
 	return -1
 }
