@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,6 +21,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/boxsignal/boxsignal/internal/bugoutlab"
 	"github.com/boxsignal/boxsignal/internal/chromium"
 	"github.com/boxsignal/boxsignal/internal/netns"
 )
@@ -456,7 +456,7 @@ table inet e2e_block {
 type boxProc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *lockedBuffer
+	log  *bugoutlab.Buffer
 }
 
 // startBox starts signald in the box namespace, on the box's address only:
@@ -480,7 +480,7 @@ func startBox(ctx context.Context, t *testing.T, l *lab, sc scenario, bin string
 	if !sc.refuseRelay {
 		args = append(args, "-turn-allow-peers", l.a.wan+"/32,"+l.b.wan+"/32")
 	}
-	p := &boxProc{done: make(chan struct{}), log: &lockedBuffer{}}
+	p := &boxProc{done: make(chan struct{}), log: &bugoutlab.Buffer{}}
 	p.cmd = l.box.command(ctx, bin, args...)
 	p.cmd.Stdout = p.log
 	p.cmd.Stderr = p.log
@@ -634,23 +634,4 @@ func moduleRoot(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return root
-}
-
-// lockedBuffer collects a process's output, written by exec's copying
-// goroutine and read by the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

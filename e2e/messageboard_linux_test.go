@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/boxsignal/boxsignal/internal/bugoutlab"
 )
 
 // messageboardBudget bounds the go-messageboard scenario, from building its
@@ -129,7 +131,7 @@ func fetchICE(ctx context.Context, l *lab) ([]iceServer, error) {
 // boardProc is peer messageboard running in the box namespace.
 type boardProc struct {
 	address string
-	log     *lockedBuffer // its stderr
+	log     *bugoutlab.Buffer // its stderr
 	done    chan struct{}
 }
 
@@ -143,7 +145,7 @@ func startBoard(ctx context.Context, t *testing.T, l *lab, bin string) (*boardPr
 		"-tracker", "ws://"+net.JoinHostPort(boxIP, trackerPort),
 		"-ice-url", "http://"+net.JoinHostPort(boxIP, trackerPort)+"/ice",
 		"-log-level", "info")
-	p := &boardProc{log: &lockedBuffer{}, done: make(chan struct{})}
+	p := &boardProc{log: &bugoutlab.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.log
 	out, err := cmd.StdoutPipe()
 	if err != nil {

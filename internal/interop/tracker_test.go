@@ -15,13 +15,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/boxsignal/boxsignal/internal/bugoutlab"
 	"github.com/boxsignal/boxsignal/internal/netns"
 )
 
@@ -107,7 +107,7 @@ func testTarget(t *testing.T, tg target) {
 	addr := net.JoinHostPort(n.Addr().String(), trackerPort)
 	trackerURL := "ws://" + addr
 
-	var log lockedBuffer
+	var log bugoutlab.Buffer
 	cmd := n.Command(ctx, argv[0], append(argv[1:], "-addr", addr)...)
 	cmd.Stdout = &log
 	cmd.Stderr = &log
@@ -302,23 +302,4 @@ func moduleRoot(t *testing.T) string {
 
 func clientsDir(t *testing.T) string {
 	return filepath.Join(moduleRoot(t), "testdata", "clients")
-}
-
-// lockedBuffer collects a process's output, written by exec's copying
-// goroutine and read by the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
