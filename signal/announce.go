@@ -136,9 +136,6 @@ func (c *conn) announce(req *wire.Request, now int64) {
 	sw.mu.Unlock()
 
 	c.reply(req, complete, incomplete)
-	if n := len(req.Offers) - len(targets) + req.DroppedOffers; n > 0 {
-		s.m.dropped.WithLabelValues(dropNoPeers).Add(float64(n))
-	}
 	for i, m := range members {
 		o := &req.Offers[i]
 		if m.DeliverOffer(&req.InfoHash, &req.PeerID, &o.ID, o.SDP) {
@@ -146,6 +143,14 @@ func (c *conn) announce(req *wire.Request, now int64) {
 		} else {
 			s.m.dropped.WithLabelValues(dropMemberBusy).Inc()
 		}
+	}
+	// Offers no local peer took go to other Boxes, if this Box has friends.
+	taken := 0
+	if f := s.federation(); f != nil {
+		taken = f.Announce(&req.InfoHash, &req.PeerID, req.Offers[len(targets):k], complete+incomplete)
+	}
+	if n := len(req.Offers) - len(targets) - taken + req.DroppedOffers; n > 0 {
+		s.m.dropped.WithLabelValues(dropNoPeers).Add(float64(n))
 	}
 }
 
@@ -178,18 +183,21 @@ func (c *conn) answer(req *wire.Request, now int64) {
 		return
 	}
 	a.last = now
-	if !a.takeExpect(&req.ToPeerID, &req.OfferID, now) {
+	m, ok := a.takeExpect(&req.ToPeerID, &req.OfferID, now)
+	if !ok {
 		sw.mu.Unlock()
 		drop(dropUnexpectedAnswer)
 		return
 	}
-	o := sw.peers[req.ToPeerID]
-	if o == nil {
-		sw.mu.Unlock()
-		drop(dropOffererGone)
-		return
+	if m == nil { // the offerer is local
+		o := sw.peers[req.ToPeerID]
+		if o == nil {
+			sw.mu.Unlock()
+			drop(dropOffererGone)
+			return
+		}
+		m = o.m
 	}
-	m := o.m
 	sw.mu.Unlock()
 	if m.DeliverAnswer(&req.InfoHash, &req.PeerID, &req.OfferID, req.Answer) {
 		s.m.answers.Inc()

@@ -35,6 +35,7 @@ type Server struct {
 	perIP  map[netip.Addr]int32
 	closed bool
 
+	fed      atomic.Pointer[fedHolder]
 	draining atomic.Bool
 	stop     chan struct{}
 	wg       sync.WaitGroup

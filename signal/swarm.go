@@ -22,6 +22,9 @@ type peer struct {
 type expectation struct {
 	from, offerID wire.Hash
 	deadline      int64 // unix seconds
+	// back receives the answer when the offerer is on another Box; nil
+	// means the offerer is a local peer of the swarm.
+	back Member
 }
 
 // maxExpect bounds a peer's pending offers; the oldest goes first. Clients
@@ -32,23 +35,28 @@ func (p *peer) addExpect(e expectation, now int64) {
 	p.pruneExpect(now)
 	if len(p.expect) == maxExpect {
 		copy(p.expect, p.expect[1:])
+		p.expect[maxExpect-1] = expectation{}
 		p.expect = p.expect[:maxExpect-1]
 	}
 	p.expect = append(p.expect, e)
 }
 
 // takeExpect removes the pending offer (from, offerID) and reports whether it
-// was there and fresh: an answer is delivered once.
-func (p *peer) takeExpect(from, offerID *wire.Hash, now int64) bool {
+// was there and fresh, and where its answer goes when the offerer is remote:
+// an answer is delivered once.
+func (p *peer) takeExpect(from, offerID *wire.Hash, now int64) (back Member, ok bool) {
 	for i := range p.expect {
 		e := &p.expect[i]
 		if e.offerID == *offerID && e.from == *from {
-			ok := e.deadline >= now
-			p.expect = append(p.expect[:i], p.expect[i+1:]...)
-			return ok
+			back, ok = e.back, e.deadline >= now
+			n := len(p.expect) - 1
+			copy(p.expect[i:], p.expect[i+1:])
+			p.expect[n] = expectation{} // drop the reference to back
+			p.expect = p.expect[:n]
+			return back, ok
 		}
 	}
-	return false
+	return nil, false
 }
 
 func (p *peer) pruneExpect(now int64) {
