@@ -238,13 +238,19 @@ func (m *msg) decode(b []byte) error {
 	if err != nil {
 		return err
 	}
-	need := map[kind]uint32{
-		kindOffers: 1<<fInfoHash | 1<<fFrom | 1<<fOffer,
-		kindAnswer: 1<<fInfoHash | 1<<fFrom | 1<<fTo | 1<<fOfferID | 1<<fSDP,
-		kindNack:   1<<fInfoHash | 1<<fFrom,
-		kindWant:   1<<fKey | 1<<fTTL,
-		kindHave:   1 << fKey,
-	}[m.kind]
+	var need uint32
+	switch m.kind {
+	case kindOffers:
+		need = 1<<fInfoHash | 1<<fFrom | 1<<fOffer
+	case kindAnswer:
+		need = 1<<fInfoHash | 1<<fFrom | 1<<fTo | 1<<fOfferID | 1<<fSDP
+	case kindNack:
+		need = 1<<fInfoHash | 1<<fFrom
+	case kindWant:
+		need = 1<<fKey | 1<<fTTL
+	case kindHave:
+		need = 1 << fKey
+	}
 	if seen&need != need {
 		return msgErr("%v lacks a field", m.kind)
 	}

@@ -16,8 +16,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/boxsignal/boxsignal/dht"
 	"github.com/boxsignal/boxsignal/signal"
 	"github.com/boxsignal/boxsignal/stunturn"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -25,17 +28,21 @@ import (
 
 // box is one running signald: the tracker and its HTTP surroundings.
 type box struct {
-	cfg      *config
-	src      source
-	log      *slog.Logger
-	level    *slog.LevelVar
-	reg      *prometheus.Registry
-	tracker  *signal.Server
-	turn     *stunturn.Server
-	ice      http.Handler
-	cert     atomic.Pointer[tls.Certificate]
-	acme     *acmeTLS // nil unless -acme-domain
-	draining atomic.Bool
+	cfg                  *config
+	src                  source
+	log                  *slog.Logger
+	level                *slog.LevelVar
+	reg                  *prometheus.Registry
+	tracker              *signal.Server
+	turn                 *stunturn.Server
+	fed                  *dht.Node // nil until there is someone to federate with
+	keyPath, friendsPath string
+	p2pKey               crypto.PrivKey
+	p2pID                peer.ID
+	ice                  http.Handler
+	cert                 atomic.Pointer[tls.Certificate]
+	acme                 *acmeTLS // nil unless -acme-domain
+	draining             atomic.Bool
 
 	sys         *prometheus.Registry // process series, served on /metrics too
 	gatherers   prometheus.Gatherers // everything /metrics serves
@@ -100,6 +107,15 @@ func newBox(cfg *config, src source, getenv func(string) string, logOut io.Write
 			return nil, err
 		}
 	}
+	if cfg.Federation {
+		if err = b.loadP2PKey(getenv); err == nil {
+			err = b.startFederation()
+		}
+		if err != nil {
+			b.close()
+			return nil, fmt.Errorf("federation: %w", err)
+		}
+	}
 	if cfg.Dashboard {
 		if err := b.loadAdminToken(getenv); err != nil {
 			b.close()
@@ -134,6 +150,7 @@ func (b *box) tls() bool { return b.cfg.TLSCert != "" || b.acme != nil }
 
 // close stops the components that run without a listener.
 func (b *box) close() {
+	b.stopFederation()
 	b.tracker.Close()
 	if b.turn != nil {
 		b.turn.Close()
@@ -297,6 +314,12 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 		a := b.turn.Addrs()
 		fmt.Fprintf(stdout, "STUN/TURN: udp %v tcp %v tls %v; ICE servers for pages: GET /ice\n", a.UDP, a.TCP, a.TLS)
 	}
+	switch {
+	case b.fed != nil:
+		fmt.Fprintf(stdout, "Federation: peer ID %s on %v (signald friend list)\n", b.fed.ID(), b.fed.Host().Addrs())
+	case b.cfg.Federation:
+		fmt.Fprintf(stdout, "Federation: peer ID %s, off until a friend is added (signald friend add; then reload)\n", b.p2pID)
+	}
 	if b.cfg.Dashboard {
 		web := "http"
 		if b.tls() {
@@ -318,6 +341,7 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 		select {
 		case <-hup:
 			b.reload()
+			b.reloadFriends()
 			continue
 		case err := <-errc:
 			b.close()
@@ -335,6 +359,7 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 	defer cancel()
 	// Stop accepting first; upgraded connections are the tracker's to drain.
 	herr := srv.Shutdown(dctx)
+	b.stopFederation()
 	terr := b.tracker.Shutdown(dctx)
 	if b.turn != nil {
 		terr = errors.Join(terr, b.turn.Close())

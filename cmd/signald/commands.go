@@ -18,7 +18,7 @@ const usageCommands = `Commands:
   signald config print [options]  print the effective configuration as TOML,
                                   with where each value came from
                                   (-secrets: show secret values too)
-`
+` + usageFederation
 
 // command runs a subcommand if args name one; ok is false otherwise.
 func command(args []string, getenv func(string) string, environ []string, stdout, stderr io.Writer) (rc int, ok bool) {
@@ -33,6 +33,10 @@ func command(args []string, getenv func(string) string, environ []string, stdout
 	case args[0] == "config":
 		fmt.Fprintf(stderr, "signald: config: want \"config print\"\n%s", usageCommands)
 		return 2, true
+	case args[0] == "id":
+		return idCommand(args[1:], getenv, environ, stdout, stderr), true
+	case args[0] == "friend":
+		return friendCommand(args[1:], getenv, environ, stdout, stderr), true
 	case args[0] == "help":
 		fmt.Fprint(stdout, usageCommands)
 		return 0, true

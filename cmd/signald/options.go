@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/boxsignal/boxsignal/dht"
 )
 
 // config is every setting of signald, filled from one option table:
@@ -73,6 +74,18 @@ type config struct {
 	ICETTL                 time.Duration
 	ICEAllowOrigins        string
 
+	Federation     bool
+	P2PListen      string
+	P2PPortMap     bool
+	P2PKeyFile     string
+	FriendsFile    string
+	DHT            bool
+	DHTPolicy      string
+	DHTBootstrap   string
+	FriendRate     float64
+	StrangerRate   float64
+	FederationRate float64
+
 	ConfigFile string
 }
 
@@ -129,6 +142,17 @@ func flags(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.TURNAllocationLifetime, "turn-allocation-lifetime", 10*time.Minute, "allocation lifetime when the client asks none")
 	fs.DurationVar(&c.ICETTL, "ice-ttl", 12*time.Hour, "lifetime of the TURN credentials /ice hands out (bounds a relayed call)")
 	fs.StringVar(&c.ICEAllowOrigins, "ice-allow-origins", "", "comma-separated origins whose pages may read /ice (CORS), * for any; default: same origin only")
+	fs.BoolVar(&c.Federation, "federation", true, "relay offers with friends' Boxes (and Boxes found in the DHT); runs once -friends-file lists a friend or -dht-bootstrap is set")
+	fs.StringVar(&c.P2PListen, "p2p-listen", "/ip4/0.0.0.0/tcp/4001,/ip4/0.0.0.0/udp/4001/quic-v1,/ip6/::/tcp/4001,/ip6/::/udp/4001/quic-v1", "comma-separated libp2p multiaddrs for Box-to-Box federation (forward TCP and UDP 4001 to the Box)")
+	fs.BoolVar(&c.P2PPortMap, "p2p-port-map", true, "ask the home router to forward the -p2p-listen ports (UPnP, NAT-PMP)")
+	fs.StringVar(&c.P2PKeyFile, "p2p-key-file", "", "the Box's federation identity (Ed25519, created at first start, mode 0600); default: p2p.key in -data-dir")
+	fs.StringVar(&c.FriendsFile, "friends-file", "", "the friends file (reloaded on SIGHUP; see: signald friend); default: friends in -data-dir")
+	fs.BoolVar(&c.DHT, "dht", true, "run the Kademlia DHT of Boxes: provide rooms with local peers, look up rooms no friend has")
+	fs.StringVar(&c.DHTPolicy, "dht-policy", "friends", "Boxes that are not friends: friends (refused) or open (found in the DHT, relayed under -stranger-rate)")
+	fs.StringVar(&c.DHTBootstrap, "dht-bootstrap", "", "comma-separated multiaddrs with /p2p/<peer ID> of DHT peers besides friends")
+	fs.Float64Var(&c.FriendRate, "friend-rate", 20, "offers per second a friend may relay to this Box (burst twice that), unless its friends-file line says rate=")
+	fs.Float64Var(&c.StrangerRate, "stranger-rate", 5, "offers per second a Box that is not a friend may relay here, with -dht-policy open")
+	fs.Float64Var(&c.FederationRate, "federation-rate", 100, "offers per second all other Boxes together may relay here")
 	fs.StringVar(&c.ConfigFile, "config", "", "TOML file of options (keys are the flag names)")
 	return fs
 }
@@ -417,6 +441,25 @@ func (c *config) validate(src source) error {
 		{"offer-ttl", c.OfferTTL}, {"turn-allocation-lifetime", c.TURNAllocationLifetime}, {"ice-ttl", c.ICETTL}} {
 		if d.v < 0 {
 			bad(d.name, "%s %v is negative", d.name, d.v)
+		}
+	}
+	if c.Federation {
+		if _, err := c.p2pListen(); err != nil {
+			bad("p2p-listen", "p2p-listen: %v", err)
+		}
+		if _, err := c.dhtBootstrap(); err != nil {
+			bad("dht-bootstrap", "dht-bootstrap: %v", err)
+		}
+		if _, err := dht.ParsePolicy(c.DHTPolicy); err != nil {
+			bad("dht-policy", "dht-policy: %v", err)
+		}
+		for _, r := range []struct {
+			name string
+			v    float64
+		}{{"friend-rate", c.FriendRate}, {"stranger-rate", c.StrangerRate}, {"federation-rate", c.FederationRate}} {
+			if r.v <= 0 {
+				bad(r.name, "%s %v: want a positive rate", r.name, r.v)
+			}
 		}
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
