@@ -34,3 +34,13 @@ sizes:
 
 clean:
 	rm -rf $(DIST)
+
+# Every table and plot of docs/benchmarks.md, measured again and written
+# there: the tracker against bittorrent-tracker 9.19.0, STUN/TURN against
+# coturn 4.6.1, the tracker's micro-benchmarks. As root (STUN/TURN run in a
+# network namespace), with coturn and node installed:
+#   sudo make bench
+.PHONY: bench
+bench:
+	bash testdata/clients/install.sh
+	$(GO) run ./loadtest all -out docs/bench -doc docs/benchmarks.md

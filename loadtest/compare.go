@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -19,23 +15,24 @@ import (
 // and against signald, each on a fresh process.
 type compareResult struct {
 	Load      string          `json:"load"`
+	Command   string          `json:"command"`
 	Machine   machine         `json:"machine"`
 	Reference string          `json:"reference"`
 	Runs      []comparedRun   `json:"runs"`
+	Idle      *comparedIdle   `json:"idle"`
 	Sweep     []comparedSweep `json:"sweep"`
-}
-
-type machine struct {
-	CPUs      int    `json:"cpus"`
-	GoVersion string `json:"go"`
-	Node      string `json:"node"`
 }
 
 type comparedRun struct {
 	Name      string         `json:"name"`
-	Reference any            `json:"reference"`
-	Signald   any            `json:"signald"`
-	Ratios    map[string]any `json:"ratios"` // reference / signald: > 1 means signald does better
+	Reference *trackerResult `json:"reference"`
+	Signald   *trackerResult `json:"signald"`
+}
+
+type comparedIdle struct {
+	Name      string      `json:"name"`
+	Reference *idleResult `json:"reference"`
+	Signald   *idleResult `json:"signald"`
 }
 
 type comparedSweep struct {
@@ -63,37 +60,41 @@ func runCompare(ctx context.Context, args []string) (*compareResult, error) {
 	if _, err := os.Stat(filepath.Join(*clients, "node_modules", "bittorrent-tracker")); err != nil {
 		return nil, fmt.Errorf("bittorrent-tracker is not installed: run bash %s/install.sh", *clients)
 	}
-	nodeVersion, _ := exec.Command("node", "--version").Output()
-	res := &compareResult{Load: "compare", Reference: "bittorrent-tracker 9.19.0 (node " + strings.TrimSpace(string(nodeVersion)) + ")",
-		Machine: machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Node: strings.TrimSpace(string(nodeVersion))}}
+	m := machineInfo()
+	res := &compareResult{Load: "compare", Command: strings.TrimSpace("go run ./loadtest compare " + strings.Join(args, " ")),
+		Machine: m, Reference: "bittorrent-tracker 9.19.0 (node " + m.Node + ")"}
 
 	starters := map[string]func(context.Context) (*target, error){
 		"reference": func(ctx context.Context) (*target, error) { return startReference(ctx, script) },
 		"signald":   func(ctx context.Context) (*target, error) { return startSignald(ctx) },
 	}
-	both := func(name string, run func(context.Context, *target) (any, error)) (*comparedRun, error) {
-		r := &comparedRun{Name: name}
+	// both runs the load against a fresh reference, then a fresh signald.
+	both := func(name string, run func(context.Context, *target) (any, error)) (ref, sig any, err error) {
 		for _, which := range []string{"reference", "signald"} {
 			fmt.Fprintf(os.Stderr, "compare: %s on %s\n", name, which)
 			t, err := starters[which](ctx)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			v, err := run(ctx, t)
 			t.stop()
 			if err != nil {
-				return nil, fmt.Errorf("%s on %s: %w", name, which, err)
+				return nil, nil, fmt.Errorf("%s on %s: %w", name, which, err)
 			}
 			if which == "reference" {
-				r.Reference = v
+				ref = v
 			} else {
-				r.Signald = v
+				sig = v
 			}
 		}
-		return r, nil
+		return ref, sig, nil
 	}
-	tracker := func(o trackerOpts) func(context.Context, *target) (any, error) {
-		return func(ctx context.Context, t *target) (any, error) { return trackerLoad(ctx, t, o) }
+	tracker := func(name string, o trackerOpts) (ref, sig *trackerResult, err error) {
+		r, s, err := both(name, func(ctx context.Context, t *target) (any, error) { return trackerLoad(ctx, t, o) })
+		if err != nil {
+			return nil, nil, err
+		}
+		return r.(*trackerResult), s.(*trackerResult), nil
 	}
 	base := trackerOpts{offers: 5, sdpBytes: 600, duration: *dur}
 	loads := []struct {
@@ -105,28 +106,20 @@ func runCompare(ctx context.Context, args []string) (*compareResult, error) {
 		{"fixed 2000 announces/s, 1000 peers, 100 swarms", with(base, 1000, 100, 2000)},
 	}
 	for _, l := range loads {
-		r, err := both(l.name, tracker(l.o))
+		ref, sig, err := tracker(l.name, l.o)
 		if err != nil {
 			return nil, err
 		}
-		ref, sig := r.Reference.(*trackerResult), r.Signald.(*trackerResult)
-		r.Ratios = map[string]any{
-			"cpu_per_offer":  ratio(ref.TargetCPUPerOff, sig.TargetCPUPerOff),
-			"offers_per_s":   ratio(sig.OffersPerS, ref.OffersPerS),
-			"rtt_p99":        ratio(rttOf(ref, "p99"), rttOf(sig, "p99")),
-			"rtt_p50":        ratio(rttOf(ref, "p50"), rttOf(sig, "p50")),
-			"signald_p99_ms": rttOf(sig, "p99"),
-		}
-		res.Runs = append(res.Runs, *r)
+		res.Runs = append(res.Runs, comparedRun{Name: l.name, Reference: ref, Signald: sig})
 	}
-	idle, err := both(fmt.Sprintf("idle, %d peers", *idlePeers), func(ctx context.Context, t *target) (any, error) {
+	name := fmt.Sprintf("idle, %d peers", *idlePeers)
+	ref, sig, err := both(name, func(ctx context.Context, t *target) (any, error) {
 		return idleLoad(ctx, t, *idlePeers, 100, 5*time.Second, 64)
 	})
 	if err != nil {
 		return nil, err
 	}
-	idle.Ratios = map[string]any{"rss_per_peer": ratio(idle.Reference.(*idleResult).BytesPerPeer, idle.Signald.(*idleResult).BytesPerPeer)}
-	res.Runs = append(res.Runs, *idle)
+	res.Idle = &comparedIdle{Name: name, Reference: ref.(*idleResult), Signald: sig.(*idleResult)}
 
 	for _, f := range strings.Split(*sweep, ",") {
 		var rate float64
@@ -135,16 +128,15 @@ func runCompare(ctx context.Context, args []string) (*compareResult, error) {
 		}
 		o := with(base, 1000, 100, rate)
 		o.duration = min(*dur, 5*time.Second)
-		r, err := both(fmt.Sprintf("sweep %g announces/s", rate), tracker(o))
+		ref, sig, err := tracker(fmt.Sprintf("sweep %g announces/s", rate), o)
 		if err != nil {
 			return nil, err
 		}
-		res.Sweep = append(res.Sweep, comparedSweep{Rate: rate, Reference: r.Reference.(*trackerResult), Signald: r.Signald.(*trackerResult)})
+		res.Sweep = append(res.Sweep, comparedSweep{Rate: rate, Reference: ref, Signald: sig})
 	}
-	printCompare(os.Stderr, res)
+	fmt.Fprint(os.Stderr, "\n"+trackerTable(res)+"\n"+trackerSweepTable(res))
 	if *out != "" {
-		b, _ := json.MarshalIndent(res, "", "  ")
-		if err := os.WriteFile(*out, b, 0o644); err != nil {
+		if err := writeJSON(*out, res); err != nil {
 			return nil, err
 		}
 	}
@@ -155,13 +147,6 @@ func with(o trackerOpts, peers, swarms int, rate float64) trackerOpts {
 	o.peers, o.swarms, o.rate = peers, swarms, rate
 	o.timeout = 2 * time.Minute
 	return o
-}
-
-func ratio(a, b float64) float64 {
-	if b == 0 {
-		return 0
-	}
-	return a / b
 }
 
 func rttOf(r *trackerResult, q string) float64 {
@@ -177,26 +162,4 @@ func startReference(ctx context.Context, script string) (*target, error) {
 		cmd.Env = append(os.Environ(), "NODE_ENV=production")
 		return cmd
 	})
-}
-
-func printCompare(w io.Writer, r *compareResult) {
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "\nload\tmetric\t%s\tsignald\tratio\n", "bittorrent-tracker")
-	for _, run := range r.Runs {
-		switch ref := run.Reference.(type) {
-		case *trackerResult:
-			sig := run.Signald.(*trackerResult)
-			fmt.Fprintf(tw, "%s\toffers relayed/s\t%.0f\t%.0f\t%.2f×\n", run.Name, ref.OffersPerS, sig.OffersPerS, run.Ratios["offers_per_s"])
-			fmt.Fprintf(tw, "\tCPU µs per relayed offer\t%.1f\t%.1f\t1/%.2f\n", ref.TargetCPUPerOff, sig.TargetCPUPerOff, run.Ratios["cpu_per_offer"])
-			fmt.Fprintf(tw, "\toffer→answer p50 / p99 ms\t%.2f / %.2f\t%.2f / %.2f\t1/%.2f (p99)\n", rttOf(ref, "p50"), rttOf(ref, "p99"), rttOf(sig, "p50"), rttOf(sig, "p99"), run.Ratios["rtt_p99"])
-			fmt.Fprintf(tw, "\tgenerator CPU (cores)\t%.2f\t%.2f\t\n", ref.GenCPUShare, sig.GenCPUShare)
-		case *idleResult:
-			sig := run.Signald.(*idleResult)
-			fmt.Fprintf(tw, "%s\tRSS bytes per idle peer\t%.0f\t%.0f\t1/%.2f\n", run.Name, ref.BytesPerPeer, sig.BytesPerPeer, run.Ratios["rss_per_peer"])
-		}
-	}
-	for _, s := range r.Sweep {
-		fmt.Fprintf(tw, "sweep %g announces/s\tachieved / p99 ms\t%.0f / %.2f\t%.0f / %.2f\t\n", s.Rate, s.Reference.AnnouncesPerS, rttOf(s.Reference, "p99"), s.Signald.AnnouncesPerS, rttOf(s.Signald, "p99"))
-	}
-	tw.Flush()
 }

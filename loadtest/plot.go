@@ -1,48 +1,59 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
 type plotResult struct {
-	Load string `json:"load"`
-	File string `json:"file"`
+	Load  string   `json:"load"`
+	Files []string `json:"files"`
 }
 
-// runPlot draws the latency sweep of a compare run as an SVG: relayed
-// offers/s and offer→answer p99 against offered announces/s, for both
-// trackers.
+// runPlot draws the sweeps of the comparisons found in the bench directory
+// as SVG: the tracker's relayed offers/s and offer→answer p99 against
+// offered announces/s, and TURN's server CPU per relayed packet and p99
+// latency against offered packets/s, for both servers of each.
 func runPlot(args []string) (*plotResult, error) {
 	fs := flag.NewFlagSet("plot", flag.ContinueOnError)
-	in := fs.String("in", "docs/bench/tracker-compare.json", "JSON written by compare -out")
-	out := fs.String("out", "docs/bench/tracker-sweep.svg", "SVG to write")
+	dir := fs.String("dir", "docs/bench", "directory of the JSON results; the SVGs go there too")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(*in)
+	r, err := loadResults(*dir)
 	if err != nil {
 		return nil, err
 	}
-	var r compareResult
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", *in, err)
+	res := &plotResult{Load: "plot"}
+	draw := func(name string, fn func(io.Writer)) error {
+		path := filepath.Join(*dir, name)
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		fn(f)
+		res.Files = append(res.Files, path)
+		return f.Close()
 	}
-	if len(r.Sweep) == 0 {
-		return nil, fmt.Errorf("%s has no sweep", *in)
+	if r.tracker != nil && len(r.tracker.Sweep) > 0 {
+		if err := draw("tracker-sweep.svg", func(w io.Writer) { drawSweep(w, r.tracker) }); err != nil {
+			return nil, err
+		}
 	}
-	f, err := os.Create(*out)
-	if err != nil {
-		return nil, err
+	if r.turn != nil && len(r.turn.Sweep) > 0 {
+		if err := draw("turn-sweep.svg", func(w io.Writer) { drawTURNSweep(w, r.turn) }); err != nil {
+			return nil, err
+		}
 	}
-	defer f.Close()
-	drawSweep(f, &r)
-	return &plotResult{Load: "plot", File: *out}, f.Close()
+	if len(res.Files) == 0 {
+		return nil, fmt.Errorf("%s has no comparison with a sweep", *dir)
+	}
+	return res, nil
 }
 
 type series struct {
@@ -65,13 +76,43 @@ func drawSweep(w io.Writer, r *compareResult) {
 		offers, p99 = append(offers, o), append(p99, p)
 	}
 	const W, H = 960, 400
-	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H)
-	fmt.Fprintf(w, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
+	svgStart(w, W, H)
 	chart(w, 0, "offers relayed/s", offers, false)
 	chart(w, W/2, "offer→answer p99 (ms, log scale)", p99, true)
 	fmt.Fprintf(w, `<text x="%d" y="%d" text-anchor="middle">offered announces/s (5 offers each), %d peers in %d swarms, %d CPUs shared with the load generator</text>`+"\n",
 		W/2, H-8, r.Sweep[0].Signald.Peers, r.Sweep[0].Signald.Swarms, r.Machine.CPUs)
 	fmt.Fprintln(w, "</svg>")
+}
+
+var serverColors = map[string]string{"signald": "#337ab7", "coturn": "#d9534f"}
+
+// drawTURNSweep draws the TURN sweep of a turncompare run.
+func drawTURNSweep(w io.Writer, r *turnCompareResult) {
+	var cpu, p99 []series
+	for _, server := range serversOf(r) {
+		c, p := series{name: server, color: serverColors[server]}, series{name: server, color: serverColors[server]}
+		for _, run := range r.Sweep {
+			if run.Server != server {
+				continue
+			}
+			c.x, c.y = append(c.x, run.TURN.OfferedPerS), append(c.y, run.TURN.TargetCPUPerPkt)
+			p.x, p.y = append(p.x, run.TURN.OfferedPerS), append(p.y, ms(run.TURN.LatencyMs, "p99"))
+		}
+		cpu, p99 = append(cpu, c), append(p99, p)
+	}
+	const W, H = 960, 400
+	svgStart(w, W, H)
+	chart(w, 0, "server CPU µs per relayed packet", cpu, false)
+	chart(w, W/2, "relay latency p99 (ms, log scale)", p99, true)
+	t := r.Sweep[0].TURN
+	fmt.Fprintf(w, `<text x="%d" y="%d" text-anchor="middle">offered packets/s (%d allocations, %d-byte packets), %d CPUs shared with the load generator</text>`+"\n",
+		W/2, H-8, t.Allocations, t.PacketBytes, r.Machine.CPUs)
+	fmt.Fprintln(w, "</svg>")
+}
+
+func svgStart(w io.Writer, W, H int) {
+	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H)
+	fmt.Fprintf(w, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
 }
 
 // chart draws one panel of width 480 at x0.

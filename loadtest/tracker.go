@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -40,6 +39,7 @@ type trackerResult struct {
 	RTTms            map[string]any `json:"offer_answer_rtt_ms"`
 	Failures         map[string]int `json:"failures"`
 	TargetCPUSeconds float64        `json:"target_cpu_s"`
+	TargetSysShare   float64        `json:"target_cpu_system_share"` // of target_cpu_s, spent in the kernel
 	TargetCPUPerOff  float64        `json:"target_cpu_us_per_offer"`
 	TargetRSS        int64          `json:"target_rss_bytes"`
 	GenCPUSeconds    float64        `json:"generator_cpu_s"`
@@ -206,7 +206,7 @@ func trackerLoad(ctx context.Context, t *target, o trackerOpts) (*trackerResult,
 
 	runCtx, cancelRun := context.WithTimeout(ctx, o.duration)
 	defer cancelRun()
-	cpu0, err := t.cpu()
+	cpu0, err := t.cpuStart()
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +268,7 @@ func trackerLoad(ctx context.Context, t *target, o trackerOpts) (*trackerResult,
 	writers.Wait()
 	elapsed := time.Since(start)
 	st.measuring.Store(false)
-	cpu1, _ := t.cpu()
+	cpu, sysShare := t.cpuSince(cpu0)
 	gen1 := selfCPU()
 	rss, _ := t.rss()
 	time.Sleep(200 * time.Millisecond) // let in-flight answers land before closing
@@ -285,14 +285,14 @@ func trackerLoad(ctx context.Context, t *target, o trackerOpts) (*trackerResult,
 		OffersPerS:    float64(offers) / elapsed.Seconds(),
 		AnswersPerS:   float64(st.answers.Load()) / elapsed.Seconds(),
 		RTTms:         percentiles(st.rtts), Failures: st.failures,
-		TargetCPUSeconds: (cpu1 - cpu0).Seconds(), TargetRSS: rss,
+		TargetCPUSeconds: cpu.Seconds(), TargetSysShare: sysShare, TargetRSS: rss,
 		GenCPUSeconds: (gen1 - gen0).Seconds(), GenCPUShare: (gen1 - gen0).Seconds() / elapsed.Seconds(),
 	}
 	if o.rate > 0 {
 		res.Mode, res.OfferedRate = "rate", o.rate
 	}
 	if offers > 0 {
-		res.TargetCPUPerOff = float64((cpu1 - cpu0).Microseconds()) / float64(offers)
+		res.TargetCPUPerOff = float64(cpu.Microseconds()) / float64(offers)
 	}
 	return res, nil
 }
@@ -444,11 +444,4 @@ func percentiles(d []time.Duration) map[string]any {
 		return float64(d[min(len(d)-1, int(q*float64(len(d))))].Microseconds()) / 1000
 	}
 	return map[string]any{"samples": len(d), "p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": at(1)}
-}
-
-// selfCPU is the load generator's own CPU time.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
