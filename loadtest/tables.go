@@ -171,8 +171,9 @@ func (r *benchResults) machineText() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "- %d CPUs (%s), %.0f GiB, Linux %s, %s\n", m.CPUs, m.Model, float64(m.Memory)/(1<<30), m.Kernel, m.Go)
 	fmt.Fprintf(&b, "- checkout measured: %s\n", m.Commit)
-	if r.all != nil {
-		fmt.Fprintf(&b, "- `%s` took %.1f minutes\n", r.all.Command, r.all.Total/60)
+	if a := r.all; a != nil {
+		fmt.Fprintf(&b, "- `%s` took %.1f minutes: micro %.1f, turncompare %.1f, compare %.1f\n",
+			a.Command, a.Total/60, a.Seconds["micro"]/60, a.Seconds["turncompare"]/60, a.Seconds["compare"]/60)
 	}
 	if r.tracker != nil {
 		fmt.Fprintf(&b, "- tracker reference: %s\n", r.tracker.Reference)
@@ -190,8 +191,9 @@ func (r *benchResults) headline() string {
 	var b strings.Builder
 	if t := r.tracker; t != nil {
 		for _, run := range t.Runs {
-			fmt.Fprintf(&b, "- Tracker, %s: signald relays %s offers/s against bittorrent-tracker's %s, at %s of its CPU per relayed offer.\n",
-				run.Name, num(run.Signald.OffersPerS), num(run.Reference.OffersPerS), lessText(run.Reference.TargetCPUPerOff, run.Signald.TargetCPUPerOff))
+			ref, sig := run.Reference, run.Signald
+			fmt.Fprintf(&b, "- Tracker, %s: signald relays %s offers/s (bittorrent-tracker %s) at %s of bittorrent-tracker's CPU per relayed offer; offer→answer p99 %s ms (bittorrent-tracker %s ms).\n",
+				run.Name, num(sig.OffersPerS), num(ref.OffersPerS), lessText(ref.TargetCPUPerOff, sig.TargetCPUPerOff), num(rttOf(sig, "p99")), num(rttOf(ref, "p99")))
 		}
 		if t.Idle != nil {
 			fmt.Fprintf(&b, "- Tracker, %s: %s bytes of RSS per idle announced peer against bittorrent-tracker's %s (%s).\n",
