@@ -51,9 +51,11 @@ func TestDHTFindsTheRightBox(t *testing.T) {
 	if got := a.counter("signald_federation_offers_total", "direction", "out", "box", "stranger"); got < 1 {
 		t.Errorf("alice offers to carol counted as %v", got)
 	}
-	if got := a.counter("signald_dht_lookups_total", "result", "found"); got != 1 {
-		t.Errorf("lookups found = %v", got)
-	}
+	// The lookup goes on after the first Box is found; it is counted when
+	// it ends.
+	waitFor(t, "the lookup counted as found", func() bool {
+		return a.counter("signald_dht_lookups_total", "result", "found") == 1
+	})
 	// bob relayed nothing: the DHT only named carol.
 	if got := b.counter("signald_federation_offers_total"); got != 0 {
 		t.Errorf("bob relayed %v offers", got)
@@ -190,4 +192,39 @@ func BenchmarkOfferRelay(b *testing.B) {
 			}
 		})
 	}
+}
+
+// A provider record outlives its Box: the lookup still names the dead Box,
+// the dial fails within DialTimeout, the Box is skipped for NegativeTTL,
+// and the Box that looked stays healthy.
+func TestStaleProviderRecordIsAHint(t *testing.T) {
+	a := newBox(t, "alice", nil, withDHT(Open))
+	b := newBox(t, "bob", nil, withDHT(Open))
+	c := newBox(t, "carol", nil, withDHT(Open))
+	befriend(a, b)
+	befriend(b, c)
+	ih, x, y := hashOf("stale-room"), hashOf("browser-x"), hashOf("browser-y")
+	cy := dial(t, c.url)
+	cy.announce(ih, y, 1, "y")
+	waitFor(t, "carol to provide", func() bool { return c.counter("signald_dht_provides_total", "result", "ok") >= 1 })
+	c.stop()
+
+	ax := dial(t, a.url)
+	ax.announce(ih, x, 2, "x")
+	waitFor(t, "the lookup to end", func() bool { return a.counter("signald_dht_lookups_total") >= 1 })
+	waitFor(t, "carol counted unreachable", func() bool {
+		return a.counter("signald_federation_dropped_total", "reason", dropUnreachable) >= 1
+	})
+	a.node.mu.Lock()
+	skipped := a.node.negativeLocked(c.node.ID(), KeyOf(&ih), time.Now())
+	a.node.mu.Unlock()
+	if !skipped {
+		t.Error("a dead Box is not in the negative cache")
+	}
+	// alice still serves her own browsers.
+	az := dial(t, a.url)
+	az.announce(ih, hashOf("browser-z"), 1, "z")
+	o := ax.next("offer", 5*time.Second)
+	ax.answer(ih, x, o)
+	az.next("answer", 5*time.Second)
 }

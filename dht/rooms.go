@@ -337,6 +337,13 @@ func (n *Node) provider() {
 			if err != nil {
 				n.m.provides.WithLabelValues("error").Inc()
 				n.log.Debug("DHT provide failed", "err", err)
+				// Try again soon (an empty routing table at start, say),
+				// not only at the next renewal.
+				n.mu.Lock()
+				if r := n.byKey[key]; r != nil {
+					r.provAt = time.Now().Add(-n.cfg.ProvideValidity*2/5 + 10*n.cfg.Tick)
+				}
+				n.mu.Unlock()
 			} else {
 				n.m.provides.WithLabelValues("ok").Inc()
 			}
