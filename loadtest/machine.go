@@ -18,7 +18,7 @@ type machine struct {
 	Memory int64  `json:"memory_bytes,omitempty"`
 	Go     string `json:"go"`
 	Node   string `json:"node,omitempty"`
-	Commit string `json:"commit,omitempty"` // git describe --always --dirty of the checkout measured
+	Commit string `json:"commit,omitempty"` // the checkout measured (see gitDescribe)
 }
 
 func machineInfo() machine {

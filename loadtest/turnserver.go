@@ -221,12 +221,18 @@ func (s *nsServer) runChild(ctx context.Context, out any, load string, args ...s
 	return s.proc.exited()
 }
 
+// gitDescribe names the checkout measured: its commit, "-dirty" when files
+// outside docs/ (where the results go) differ from it.
 func gitDescribe() string {
-	b, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	b, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
 		return "unknown"
 	}
-	return strings.TrimSpace(string(b))
+	commit := strings.TrimSpace(string(b))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)docs").Output(); err != nil || len(st) > 0 {
+		commit += "-dirty"
+	}
+	return commit
 }
 
 func coturnVersion(bin string) string {
