@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/libp2p/go-msgio"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Two browsers on two friends' Boxes, in one room, complete an offer/answer
@@ -217,4 +218,26 @@ func TestFriendDiesMidSignal(t *testing.T) {
 	if got := a.counter("signald_federation_offers_total", "direction", "out"); got != before {
 		t.Fatalf("offers sent toward a dead Box: %v -> %v", before, got)
 	}
+}
+
+// Friends federate over QUIC as well as TCP.
+func TestFriendsOverQUIC(t *testing.T) {
+	quic := func(c *Config) { c.Listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1"} }
+	a, b := newBox(t, "alice", nil, quic), newBox(t, "bob", nil, quic)
+	befriend(a, b)
+	waitFor(t, "friends connected", func() bool { return a.counter("signald_federation_friends_connected") == 1 })
+	for _, c := range a.node.Host().Network().ConnsToPeer(b.node.ID()) {
+		if _, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_QUIC_V1); err != nil {
+			t.Fatalf("connection over %v, want QUIC", c.RemoteMultiaddr())
+		}
+	}
+	ih := hashOf("quic-room")
+	by := dial(t, b.url)
+	by.announce(ih, hashOf("y"), 1, "y")
+	waitFor(t, "interest", func() bool { return a.knows(b.node.ID(), ih) })
+	ax := dial(t, a.url)
+	ax.announce(ih, hashOf("x"), 1, "x")
+	o := by.next("offer", 5*time.Second)
+	by.answer(ih, hashOf("y"), o)
+	ax.next("answer", 5*time.Second)
 }
