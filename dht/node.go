@@ -287,6 +287,15 @@ func (n *Node) Addrs() []ma.Multiaddr {
 	return out
 }
 
+// RoutingTableSize is the number of Boxes in the DHT routing table (0
+// without the DHT).
+func (n *Node) RoutingTableSize() int {
+	if n.kad == nil {
+		return 0
+	}
+	return n.kad.RoutingTable().Size()
+}
+
 // Host is the node's libp2p host.
 func (n *Node) Host() host.Host { return n.h }
 

@@ -85,14 +85,34 @@ type adminOption struct {
 type adminView struct {
 	Options  []adminOption `json:"options"`
 	DataDir  string        `json:"dataDir"`
-	Friends  *struct{}     `json:"friends"` // null: federation is not configured
-	DHT      *struct{}     `json:"dht"`     // null: the DHT fallback is not configured
+	Friends  []adminFriend `json:"friends"` // null: federation is not running
+	DHT      *adminDHT     `json:"dht"`     // null: federation is not running
 	TURNKeys int           `json:"turnSecrets"`
+}
+
+type adminFriend struct {
+	Name      string `json:"name"`
+	ID        string `json:"id"`
+	Connected bool   `json:"connected"`
+}
+
+type adminDHT struct {
+	PeerID       string `json:"peerID"`
+	Policy       string `json:"policy"`
+	Enabled      bool   `json:"enabled"`
+	RoutingTable int    `json:"routingTable"`
 }
 
 // serveAdminConfig shows the effective configuration, secrets included.
 func (b *box) serveAdminConfig(w http.ResponseWriter, r *http.Request) {
 	v := adminView{DataDir: b.dataDir, TURNKeys: b.turnSecrets}
+	if n := b.federation(); n != nil {
+		v.Friends = []adminFriend{}
+		for _, f := range n.Friends() {
+			v.Friends = append(v.Friends, adminFriend{Name: f.Name, ID: f.ID.String(), Connected: f.Connected})
+		}
+		v.DHT = &adminDHT{PeerID: n.ID().String(), Policy: b.cfg.DHTPolicy, Enabled: b.cfg.DHT, RoutingTable: n.RoutingTableSize()}
+	}
 	flagsOf(b.cfg).VisitAll(func(f *flag.Flag) {
 		v.Options = append(v.Options, adminOption{Name: f.Name, Value: f.Value.String(), Source: b.src[f.Name],
 			Secret: secretOptions[f.Name], Help: f.Usage})

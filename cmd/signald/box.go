@@ -35,7 +35,7 @@ type box struct {
 	reg                  *prometheus.Registry
 	tracker              *signal.Server
 	turn                 *stunturn.Server
-	fed                  *dht.Node // nil until there is someone to federate with
+	fed                  atomic.Pointer[dht.Node] // nil until there is someone to federate with
 	keyPath, friendsPath string
 	p2pKey               crypto.PrivKey
 	p2pID                peer.ID
@@ -315,8 +315,8 @@ func (b *box) serve(ctx context.Context, hup <-chan os.Signal, stdout io.Writer)
 		fmt.Fprintf(stdout, "STUN/TURN: udp %v tcp %v tls %v; ICE servers for pages: GET /ice\n", a.UDP, a.TCP, a.TLS)
 	}
 	switch {
-	case b.fed != nil:
-		fmt.Fprintf(stdout, "Federation: peer ID %s on %v (signald friend list)\n", b.fed.ID(), b.fed.Host().Addrs())
+	case b.federation() != nil:
+		fmt.Fprintf(stdout, "Federation: peer ID %s on %v (signald friend list)\n", b.p2pID, b.federation().Host().Addrs())
 	case b.cfg.Federation:
 		fmt.Fprintf(stdout, "Federation: peer ID %s, off until a friend is added (signald friend add; then reload)\n", b.p2pID)
 	}

@@ -82,7 +82,7 @@ func (b *box) loadP2PKey(getenv func(string) string) error {
 // SIGHUP that adds the first friend starts it.
 func (b *box) startFederation() error {
 	c := b.cfg
-	if !c.Federation || b.fed != nil {
+	if !c.Federation || b.federation() != nil {
 		return nil
 	}
 	friends, err := dht.LoadFriends(b.friendsPath)
@@ -115,7 +115,7 @@ func (b *box) startFederation() error {
 	if err != nil {
 		return err
 	}
-	b.fed = n
+	b.fed.Store(n)
 	b.tracker.SetFederation(n)
 	b.log.Info("federation up", "id", n.ID().String(), "friends", len(friends), "dht", c.DHT, "policy", policy.String(), "listen", n.Host().Addrs())
 	return nil
@@ -126,7 +126,8 @@ func (b *box) reloadFriends() {
 	if !b.cfg.Federation {
 		return
 	}
-	if b.fed == nil {
+	n := b.federation()
+	if n == nil {
 		if err := b.startFederation(); err != nil {
 			b.log.Warn("reload: federation not started", "err", err)
 		}
@@ -137,16 +138,19 @@ func (b *box) reloadFriends() {
 		b.log.Warn("reload: keeping the old friends", "err", err)
 		return
 	}
-	b.fed.SetFriends(friends)
+	n.SetFriends(friends)
 	b.log.Info("reloaded friends", "friends", len(friends), "file", b.friendsPath)
 }
 
 func (b *box) stopFederation() {
-	if b.fed != nil {
+	if n := b.fed.Swap(nil); n != nil {
 		b.tracker.SetFederation(nil)
-		b.fed.Close()
+		n.Close()
 	}
 }
+
+// federation is the running federation node, or nil.
+func (b *box) federation() *dht.Node { return b.fed.Load() }
 
 const usageFederation = `  signald id [options]            print this Box's federation identity, as a
                                   line for a friend's "signald friend add"

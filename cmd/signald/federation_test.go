@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -101,6 +102,27 @@ func TestTwoBoxesFederate(t *testing.T) {
 			t.Fatalf("friends did not connect; A:\n%s\nB:\n%s", a.logs.String(), b.logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The admin view names the friend and its state.
+	token, _ := os.ReadFile(filepath.Join(dirA, "admin-token"))
+	req, _ := http.NewRequest("GET", "http://"+a.addr+"/admin/config.json", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view struct {
+		Friends []struct {
+			Name      string
+			Connected bool
+		}
+		DHT struct{ PeerID string }
+	}
+	json.NewDecoder(resp.Body).Decode(&view)
+	resp.Body.Close()
+	if len(view.Friends) != 1 || view.Friends[0].Name != "bob" || !view.Friends[0].Connected || view.DHT.PeerID != idA {
+		t.Fatalf("admin view %+v", view)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

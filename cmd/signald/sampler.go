@@ -21,6 +21,10 @@ type sample struct {
 	TURNAllocations float64 `json:"turnAllocations"`
 	TURNBytesPerSec float64 `json:"turnBytesPerSec"` // relayed payload, both directions
 	RSSBytes        float64 `json:"rssBytes"`
+	// Federation: -1 while it is not running.
+	Friends   float64 `json:"friends"`
+	FriendsUp float64 `json:"friendsUp"`
+	DHTPeers  float64 `json:"dhtPeers"`
 }
 
 // The series a sample is read from: the tracker's and TURN server's own
@@ -35,6 +39,9 @@ const (
 	mAllocations = "signald_turn_allocations"
 	mTURNBytes   = "signald_turn_relayed_bytes_total"
 	mRSS         = "process_resident_memory_bytes"
+	mFriends     = "signald_federation_friends"
+	mFriendsUp   = "signald_federation_friends_connected"
+	mDHTPeers    = "signald_dht_routing_table_peers"
 )
 
 // sampler reads the registries every interval, keeps the last historyLen
@@ -128,6 +135,12 @@ func (s *sampler) take(now time.Time) {
 		TURNAllocations: vals[mAllocations],
 		TURNBytesPerSec: rate(mTURNBytes),
 		RSSBytes:        vals[mRSS],
+		Friends:         -1,
+		FriendsUp:       -1,
+		DHTPeers:        -1,
+	}
+	if f, ok := vals[mFriends]; ok {
+		sm.Friends, sm.FriendsUp, sm.DHTPeers = f, vals[mFriendsUp], vals[mDHTPeers]
 	}
 	s.prev, s.prevT = vals, now
 	if len(s.history) == historyLen {

@@ -19,6 +19,9 @@
     "turnAllocations", "turnBytesPerSec", "rssBytes"];
 
   function show(s) {
+    var fr = document.getElementById("friends"), dht = document.getElementById("dht");
+    if (fr && s.friends >= 0) fr.textContent = fmtNum(s.friendsUp) + " / " + fmtNum(s.friends - s.friendsUp);
+    if (dht && s.friends >= 0) dht.textContent = s.dhtPeers > 0 ? fmtNum(s.dhtPeers) + " Boxes" : "no peers";
     figures.forEach(function (k) {
       var el = document.getElementById(k);
       if (!el || el.textContent === "off") return;
@@ -114,8 +117,11 @@
         sessionStorage.setItem("signald-admin", token);
         status.textContent = "unlocked";
         document.getElementById("admin-view").hidden = false;
-        document.getElementById("admin-friends").textContent = v.friends ? JSON.stringify(v.friends) : "not configured";
-        document.getElementById("admin-dht").textContent = v.dht ? JSON.stringify(v.dht) : "not configured";
+        document.getElementById("admin-friends").textContent = v.friends ? v.friends.map(function (f) {
+          return f.name + (f.connected ? " (up)" : " (down)");
+        }).join(", ") || "none" : "not configured";
+        document.getElementById("admin-dht").textContent = v.dht ? v.dht.policy + " policy, peer ID " + v.dht.peerID +
+          (v.dht.enabled ? ", " + v.dht.routingTable + " Boxes in the routing table" : ", DHT off") : "not configured";
         document.getElementById("admin-datadir").textContent = v.dataDir;
         var body = document.getElementById("admin-options");
         body.textContent = "";
