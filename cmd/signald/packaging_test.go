@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	ma "github.com/multiformats/go-multiaddr"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -106,6 +108,23 @@ func listeners(t *testing.T, c *config) map[string][][2]int {
 		}
 		out["udp"] = append(out["udp"], [2]int{lo, hi})
 	}
+	if c.Federation {
+		addrs, err := c.p2pListen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range addrs {
+			m, _ := ma.NewMultiaddr(a)
+			for proto, code := range map[string]int{"tcp": ma.P_TCP, "udp": ma.P_UDP} {
+				if v, err := m.ValueForProtocol(code); err == nil {
+					n, _ := strconv.Atoi(v)
+					if !slices.Contains(out[proto], [2]int{n, n}) {
+						out[proto] = append(out[proto], [2]int{n, n})
+					}
+				}
+			}
+		}
+	}
 	return out
 }
 
@@ -200,7 +219,7 @@ func slicesHasPrefix(list []string, prefix string) bool {
 func TestDockerfile(t *testing.T) {
 	df := string(repoFile(t, "packaging/Dockerfile"))
 	for _, want := range []string{"CGO_ENABLED=0", "go build -trimpath", "./cmd/...", "FROM scratch", "USER 65532", "SIGNALD_DATA_DIR=/var/lib/signald", `CMD ["signald"]`,
-		"EXPOSE 8000/tcp 3478/udp 3478/tcp 5349/tcp"} {
+		"EXPOSE 8000/tcp 3478/udp 3478/tcp 5349/tcp 4001/tcp 4001/udp"} {
 		if !strings.Contains(df, want) {
 			t.Errorf("packaging/Dockerfile lacks %q", want)
 		}
