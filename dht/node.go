@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -214,8 +215,13 @@ func New(cfg Config, tr Tracker) (*Node, error) {
 		if cfg.Key == nil {
 			return nil, errors.New("dht: Config.Key is required")
 		}
+		rm, err := resourceManager()
+		if err != nil {
+			return nil, err
+		}
 		opts := []libp2p.Option{
 			libp2p.Identity(cfg.Key),
+			libp2p.ResourceManager(rm),
 			libp2p.ListenAddrStrings(cfg.Listen...),
 			libp2p.ConnectionGater((*gater)(n)),
 			libp2p.EnableHolePunching(),
@@ -226,6 +232,7 @@ func New(cfg Config, tr Tracker) (*Node, error) {
 		}
 		h, err := libp2p.New(opts...)
 		if err != nil {
+			rm.Close()
 			return nil, fmt.Errorf("dht: libp2p host: %w", err)
 		}
 		n.h, n.ownHost = h, true
@@ -264,6 +271,21 @@ func New(cfg Config, tr Tracker) (*Node, error) {
 		go n.provider()
 	}
 	return n, nil
+}
+
+// resourceManager is libp2p's default, scaled to the machine, plus limits
+// on the relay protocol: a Box needs one stream each way per Box, so a few
+// per peer are plenty, however a peer misbehaves.
+func resourceManager() (network.ResourceManager, error) {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	limits.AddProtocolLimit(RelayProtocol,
+		rcmgr.BaseLimit{StreamsInbound: 256, StreamsOutbound: 256, Streams: 512, Memory: 32 << 20},
+		rcmgr.BaseLimitIncrease{})
+	limits.AddProtocolPeerLimit(RelayProtocol,
+		rcmgr.BaseLimit{StreamsInbound: 4, StreamsOutbound: 4, Streams: 8, Memory: 2 * MaxMessageBytes},
+		rcmgr.BaseLimitIncrease{})
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
 }
 
 func (n *Node) bootstrapPeers() []peer.AddrInfo {
