@@ -14,6 +14,17 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
 
+// chain starts alice, bob and carol with the DHT: alice–bob and bob–carol
+// are friends, alice and carol are not.
+func chain(t *testing.T, p Policy) (a, b, c *box) {
+	a = newBox(t, "alice", nil, withDHT(p))
+	b = newBox(t, "bob", nil, withDHT(p))
+	c = newBox(t, "carol", nil, withDHT(p))
+	befriend(a, b)
+	befriend(b, c)
+	return a, b, c
+}
+
 func withDHT(p Policy) boxOpt {
 	return func(c *Config) { c.DHT, c.Policy = true, p }
 }
@@ -22,11 +33,7 @@ func withDHT(p Policy) boxOpt {
 // browser on alice finds the one on carol through the DHT, in the Open
 // policy, and their offer and answer go straight between alice and carol.
 func TestDHTFindsTheRightBox(t *testing.T) {
-	a := newBox(t, "alice", nil, withDHT(Open))
-	b := newBox(t, "bob", nil, withDHT(Open))
-	c := newBox(t, "carol", nil, withDHT(Open))
-	befriend(a, b)
-	befriend(b, c)
+	a, b, c := chain(t, Open)
 	waitFor(t, "routing tables", func() bool {
 		return a.node.kad.RoutingTable().Size() >= 1 && c.node.kad.RoutingTable().Size() >= 1
 	})
@@ -66,11 +73,7 @@ func TestDHTFindsTheRightBox(t *testing.T) {
 // In the default friends-only policy, the same setup finds no Box: carol
 // is not alice's friend, and alice does not deal with her.
 func TestDHTFriendsOnlyRefusesStrangers(t *testing.T) {
-	a := newBox(t, "alice", nil, withDHT(FriendsOnly))
-	b := newBox(t, "bob", nil, withDHT(FriendsOnly))
-	c := newBox(t, "carol", nil, withDHT(FriendsOnly))
-	befriend(a, b)
-	befriend(b, c)
+	a, _, c := chain(t, FriendsOnly)
 	ih, x, y := hashOf("dht-room2"), hashOf("browser-x"), hashOf("browser-y")
 	cy := dial(t, c.url)
 	cy.announce(ih, y, 1, "y")
@@ -211,11 +214,7 @@ func BenchmarkOfferRelay(b *testing.B) {
 // the dial fails within DialTimeout, the Box is skipped for NegativeTTL,
 // and the Box that looked stays healthy.
 func TestStaleProviderRecordIsAHint(t *testing.T) {
-	a := newBox(t, "alice", nil, withDHT(Open))
-	b := newBox(t, "bob", nil, withDHT(Open))
-	c := newBox(t, "carol", nil, withDHT(Open))
-	befriend(a, b)
-	befriend(b, c)
+	a, _, c := chain(t, Open)
 	ih, x, y := hashOf("stale-room"), hashOf("browser-x"), hashOf("browser-y")
 	cy := dial(t, c.url)
 	cy.announce(ih, y, 1, "y")

@@ -66,6 +66,18 @@ func TestFriendsRelayOfferAndAnswer(t *testing.T) {
 	}
 }
 
+// friendsWithRoom starts alice and bob, friends, with browser-y in room on
+// bob, and returns once alice knows it.
+func friendsWithRoom(t *testing.T, room string) (a, b *box, by *browser) {
+	a, b = newBox(t, "alice", nil), newBox(t, "bob", nil)
+	befriend(a, b)
+	ih := hashOf(room)
+	by = dial(t, b.url)
+	by.announce(ih, hashOf("browser-y"), 1, "y")
+	waitFor(t, "alice to learn bob's room", func() bool { return a.knows(b.node.ID(), ih) })
+	return a, b, by
+}
+
 // rawFriend is a libp2p host that a Box lists as a friend, which speaks the
 // relay protocol by hand: it can send anything.
 func rawFriend(t *testing.T, to *box, name string) (peer.ID, func(m *msg)) {
@@ -97,12 +109,8 @@ func rawFriend(t *testing.T, to *box, name string) (peer.ID, func(m *msg)) {
 // An answer for an offer a Box did not relay to the sender, or relayed to
 // another Box, is dropped.
 func TestForgedAndUnsolicitedAnswersDropped(t *testing.T) {
-	a, b := newBox(t, "alice", nil), newBox(t, "bob", nil)
-	befriend(a, b)
+	a, _, by := friendsWithRoom(t, "room-2")
 	ih, x, y := hashOf("room-2"), hashOf("browser-x"), hashOf("browser-y")
-	by := dial(t, b.url)
-	by.announce(ih, y, 1, "y")
-	waitFor(t, "alice to learn bob's room", func() bool { return a.knows(b.node.ID(), ih) })
 	ax := dial(t, a.url)
 	ax.announce(ih, x, 1, "x")
 	offer := by.next("offer", 5*time.Second)
@@ -185,12 +193,8 @@ func TestNonFriendRefused(t *testing.T) {
 // Killing a Box mid-signal leaves its friend healthy: pending offers to it
 // are dropped, local relaying goes on, and nothing more is sent its way.
 func TestFriendDiesMidSignal(t *testing.T) {
-	a, b := newBox(t, "alice", nil), newBox(t, "bob", nil)
-	befriend(a, b)
-	ih, x, y := hashOf("room-3"), hashOf("browser-x"), hashOf("browser-y")
-	by := dial(t, b.url)
-	by.announce(ih, y, 1, "y")
-	waitFor(t, "alice to learn bob's room", func() bool { return a.knows(b.node.ID(), ih) })
+	a, b, by := friendsWithRoom(t, "room-3")
+	ih, x := hashOf("room-3"), hashOf("browser-x")
 	ax := dial(t, a.url)
 	ax.announce(ih, x, 2, "x")
 	by.next("offer", 5*time.Second)
