@@ -88,14 +88,7 @@ var pairCases = []struct {
 }
 
 func testTarget(t *testing.T, tg target) {
-	clients := clientsDir(t)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		netns.Unavailable(t, "node is needed for the WebRTC clients: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(clients, "node_modules", "@roamhq", "wrtc")); err != nil {
-		netns.Unavailable(t, "node clients not installed (run testdata/clients/install.sh): %v", err)
-	}
+	node, clients := nodeClients(t)
 
 	buildCtx, cancel := context.WithTimeout(t.Context(), buildBudget)
 	defer cancel()
@@ -106,29 +99,11 @@ func testTarget(t *testing.T, tg target) {
 	n := netns.New(t)
 	addr := net.JoinHostPort(n.Addr().String(), trackerPort)
 	trackerURL := "ws://" + addr
-
-	var log bugoutlab.Buffer
-	cmd := n.Command(ctx, argv[0], append(argv[1:], "-addr", addr)...)
-	cmd.Stdout = &log
-	cmd.Stderr = &log
-	tracker, err := n.Start(t, cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("%s log:\n%s", tg.name, log.String())
-		}
-	}()
-	start := time.Now()
-	if err := waitHealthy(ctx, n, "http://"+addr+"/healthz", tracker); err != nil {
-		t.Fatalf("%s on %s: %v", tg.name, addr, err)
-	}
-	t.Logf("%s healthy on %s after %v", tg.name, addr, time.Since(start).Round(time.Millisecond))
+	tracker := startServer(t, ctx, n, tg.name, addr, argv)
 
 	for _, c := range pairCases {
 		t.Run(c.name, func(t *testing.T) {
-			res, err := runPair(ctx, n, node, clients, trackerURL, c.args)
+			res, err := runPair(ctx, n, node, clients, trackerURL, pairTimeout, c.args)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,29 +124,91 @@ func testTarget(t *testing.T, tg target) {
 		})
 	}
 
+	tracker.stop(t)
+}
+
+// nodeClients returns the node binary and testdata/clients, or skips t
+// (fails it under CI=true) when either is missing.
+func nodeClients(t *testing.T) (node, dir string) {
+	dir = clientsDir(t)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		netns.Unavailable(t, "node is needed for the WebRTC clients: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@roamhq", "wrtc")); err != nil {
+		netns.Unavailable(t, "node clients not installed (run testdata/clients/install.sh): %v", err)
+	}
+	return node, dir
+}
+
+// A server is a tracker process running in a test's namespace.
+type server struct {
+	*netns.Proc
+	name string
+	addr string           // HOST:PORT of -addr
+	out  bugoutlab.Buffer // its stdout and stderr
+}
+
+// startServer starts argv with -addr addr (and extra arguments) in n and
+// waits until /healthz answers. Its output is logged if t fails; the
+// namespace's cleanup kills it if the test does not stop it.
+func startServer(t *testing.T, ctx context.Context, n *netns.NS, name, addr string, argv []string, extra ...string) *server {
+	t.Helper()
+	s := &server{name: name, addr: addr}
+	// Registered before Start's cleanup, so it runs after the process is
+	// gone and its output complete.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, s.out.String())
+		}
+	})
+	args := append(append(argv[1:len(argv):len(argv)], "-addr", addr), extra...)
+	cmd := n.Command(ctx, argv[0], args...)
+	cmd.Stdout = &s.out
+	cmd.Stderr = &s.out
+	p, err := n.Start(t, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Proc = p
+	start := time.Now()
+	if err := waitHealthy(ctx, n, "http://"+addr+"/healthz", p); err != nil {
+		t.Fatalf("%s on %s: %v", name, addr, err)
+	}
+	t.Logf("%s healthy on %s after %v", name, addr, time.Since(start).Round(time.Millisecond))
+	return s
+}
+
+// stop fails t if the server exited during the test, and stops it with
+// SIGTERM, failing t unless it exits cleanly.
+func (s *server) stop(t *testing.T) {
+	t.Helper()
 	select {
-	case <-tracker.Done():
-		t.Fatalf("%s exited during the test: %v", tg.name, tracker.Err())
+	case <-s.Done():
+		t.Fatalf("%s exited during the test: %v", s.name, s.Err())
 	default:
 	}
-	if err := tracker.Stop(5 * time.Second); err != nil {
-		t.Errorf("%s did not exit cleanly on SIGTERM: %v", tg.name, err)
+	if err := s.Stop(5 * time.Second); err != nil {
+		t.Errorf("%s did not exit cleanly on SIGTERM: %v", s.name, err)
 	}
 }
 
 // pairResult is wrtc-pair.js's JSON line.
 type pairResult struct {
-	Connected         bool   `json:"connected"`
-	Clients           int    `json:"clients"`
-	ConnectMs         int    `json:"connect_ms"`
-	TotalMs           int    `json:"total_ms"`
-	BytesPerDirection int    `json:"bytes_per_direction"`
-	BytesExchanged    int    `json:"bytes_exchanged"`
-	Error             string `json:"error"`
+	Connected         bool     `json:"connected"`
+	Clients           int      `json:"clients"`
+	ClientTrackers    []string `json:"client_trackers"`
+	StartedMs         []int    `json:"started_ms"` // each client's first announce
+	ConnectMs         int      `json:"connect_ms"`
+	TotalMs           int      `json:"total_ms"`
+	BytesPerDirection int      `json:"bytes_per_direction"`
+	BytesExchanged    int      `json:"bytes_exchanged"`
+	Error             string   `json:"error"`
 	Pairs             []struct {
 		A         int  `json:"a"`
 		B         int  `json:"b"`
 		Connected bool `json:"connected"`
+		ConnectMs int  `json:"connect_ms"`
 		AToB      int  `json:"a_to_b_bytes"`
 		BToA      int  `json:"b_to_a_bytes"`
 		Corrupt   bool `json:"corrupt"`
@@ -190,14 +227,16 @@ func (r *pairResult) maxConns() int {
 	return m
 }
 
-// runPair runs wrtc-pair.js in the namespace and returns its result when it
-// reports success. A crash of node (wrtc) is named as such.
-func runPair(ctx context.Context, n *netns.NS, node, dir, trackerURL string, args []string) (*pairResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, pairTimeout+10*time.Second)
+// runPair runs wrtc-pair.js in the namespace, giving it timeout, and returns
+// its result when it reports success. A crash of node (wrtc) is named as
+// such. trackerURL may list several URLs separated by commas: client i then
+// announces to the i-th, modulo their number.
+func runPair(ctx context.Context, n *netns.NS, node, dir, trackerURL string, timeout time.Duration, args []string) (*pairResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
 	defer cancel()
 	script := filepath.Join(dir, "wrtc-pair.js")
 	cmd := n.Command(ctx, node, append([]string{script, "-tracker", trackerURL,
-		"-timeout-ms", fmt.Sprint(pairTimeout.Milliseconds())}, args...)...)
+		"-timeout-ms", fmt.Sprint(timeout.Milliseconds())}, args...)...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
@@ -220,7 +259,7 @@ func runPair(ctx context.Context, n *netns.NS, node, dir, trackerURL string, arg
 	}
 	switch {
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("wrtc-pair.js %v: killed after %v: %v\nstdout: %s\nstderr: %s", args, pairTimeout+10*time.Second, runErr, stdout.Bytes(), stderr.Bytes())
+		return nil, fmt.Errorf("wrtc-pair.js %v: killed after %v: %v\nstdout: %s\nstderr: %s", args, timeout+10*time.Second, runErr, stdout.Bytes(), stderr.Bytes())
 	case crash != "" && (parseErr != nil || !res.Connected):
 		return nil, fmt.Errorf("wrtc-pair.js %v: node crashed (%s) before the check finished, a known @roamhq/wrtc flake if it recurs rarely\nstdout: %s\nstderr: %s", args, crash, stdout.Bytes(), stderr.Bytes())
 	case parseErr != nil:

@@ -3,13 +3,18 @@
 // through a WebSocket tracker and checks that every pair of them opens a WebRTC
 // data channel (@roamhq/wrtc) and carries bytes both ways.
 //
-//   node wrtc-pair.js -tracker ws://HOST:PORT [-room HEX40] [-clients 2]
-//                     [-bytes 65536] [-timeout-ms 40000] [-shared-socket]
+//   node wrtc-pair.js -tracker ws://HOST:PORT[,ws://HOST2:PORT2...] [-room HEX40]
+//                     [-clients 2] [-bytes 65536] [-timeout-ms 40000]
+//                     [-shared-socket] [-together]
+//
+// With several tracker URLs, client i announces to URL i modulo their number
+// and to it alone: two trackers that know nothing of each other's peers
+// (separate Boxes without federation) leave the clients unconnected.
 //
 // The same settings come from the environment: TRACKER_URL, ROOM, CLIENTS,
-// BYTES, TIMEOUT_MS, SHARED_SOCKET=1 (flags win). It prints one JSON line on stdout and exits 0
-// when every pair exchanged all bytes, 1 on a failed check or the time-out,
-// 2 on bad arguments. Progress goes to stderr.
+// BYTES, TIMEOUT_MS, SHARED_SOCKET=1, TOGETHER=1 (flags win). It prints one
+// JSON line on stdout and exits 0 when every pair exchanged all bytes, 1 on a
+// failed check or the time-out, 2 on bad arguments. Progress goes to stderr.
 //
 // No ICE servers are configured, so only host candidates are used and nothing
 // but the tracker and the other peers' host addresses is contacted. WebRTC
@@ -34,13 +39,18 @@ function parseArgs (argv, env) {
     clients: Number(env.CLIENTS || 2),
     bytes: Number(env.BYTES || 64 * 1024),
     timeoutMs: Number(env.TIMEOUT_MS || 40000),
-    sharedSocket: env.SHARED_SOCKET === '1'
+    sharedSocket: env.SHARED_SOCKET === '1',
+    together: env.TOGETHER === '1'
   }
   const names = { tracker: 'tracker', room: 'room', clients: 'clients', bytes: 'bytes', 'timeout-ms': 'timeoutMs' }
   for (let i = 0; i < argv.length; i++) {
     let name = argv[i].replace(/^--?/, '')
     if (name === 'shared-socket') {
       opts.sharedSocket = true
+      continue
+    }
+    if (name === 'together') {
+      opts.together = true
       continue
     }
     let value
@@ -55,10 +65,14 @@ function parseArgs (argv, env) {
     if (!key || value === undefined) throw new Error(`unknown or incomplete argument ${JSON.stringify(argv[i])}`)
     opts[key] = typeof opts[key] === 'number' ? Number(value) : value
   }
-  if (!/^wss?:\/\//.test(opts.tracker)) throw new Error(`-tracker ${JSON.stringify(opts.tracker)}: want ws://HOST:PORT`)
+  opts.trackers = opts.tracker.split(',')
+  for (const u of opts.trackers) {
+    if (!/^wss?:\/\//.test(u)) throw new Error(`-tracker ${JSON.stringify(opts.tracker)}: want ws://HOST:PORT, or several separated by commas`)
+  }
   if (!/^[0-9a-fA-F]{40}$/.test(opts.room)) throw new Error(`-room ${JSON.stringify(opts.room)}: want 40 hex digits`)
   if (!Number.isInteger(opts.clients) || opts.clients < 2 || opts.clients > 8) throw new Error('-clients: want 2..8')
   if (opts.sharedSocket && opts.clients !== 2) throw new Error('-shared-socket: only with -clients 2')
+  if (opts.sharedSocket && opts.trackers.length > 1) throw new Error('-shared-socket: only with one tracker')
   if (!Number.isInteger(opts.bytes) || opts.bytes < 1) throw new Error('-bytes: want a positive integer')
   if (!(opts.timeoutMs > 0)) throw new Error('-timeout-ms: want a positive number')
   opts.room = opts.room.toLowerCase()
@@ -91,6 +105,7 @@ try {
 const ids = []
 const links = {}
 const clients = []
+const startedMs = [] // when each client sent its first announce
 const warnings = []
 let finished = false
 
@@ -152,7 +167,10 @@ function finish (ok, reason) {
     connected: ok,
     clients: opts.clients,
     tracker: opts.tracker,
+    client_trackers: ids.map((_, n) => opts.trackers[n % opts.trackers.length]),
+    started_ms: startedMs,
     shared_socket: opts.sharedSocket,
+    together: opts.together,
     room: opts.room,
     connect_ms: ok ? s.connectMs : null,
     total_ms: Date.now() - t0,
@@ -217,7 +235,8 @@ function onPeer (self, peer) {
 // -shared-socket (two clients only) both use one socket, the way two
 // WebTorrent instances in one page do: the tracker must then keep two peer_ids
 // on one connection apart.
-function announceURL (tracker, n) {
+function announceURL (n) {
+  const tracker = opts.trackers[n % opts.trackers.length]
   if (opts.sharedSocket) return tracker
   const u = new URL(tracker)
   u.searchParams.set('client', String(n))
@@ -228,7 +247,7 @@ for (const id of ids) {
   const client = new Client({
     infoHash: opts.room,
     peerId: id,
-    announce: [announceURL(opts.tracker, ids.indexOf(id))],
+    announce: [announceURL(ids.indexOf(id))],
     port: 6881, // required by the constructor, unused by WebSocket trackers
     wrtc,
     rtcConfig: { iceServers: [] }
@@ -248,15 +267,26 @@ for (const id of ids) {
 // announces with offers; the others announce together afterwards.
 // If no announce response comes (a tracker that never answers), start them
 // anyway after a while so the failure shows up as a missing connection.
+// With -together all start at once, as browsers opened at the same moment:
+// each may then find the swarm empty and meet the others only when one of
+// them re-announces (on the interval the tracker sent).
 let othersStarted = false
 function startOthers () {
   if (othersStarted) return
   othersStarted = true
-  for (const c of clients.slice(1)) c.start()
+  for (let n = 1; n < clients.length; n++) {
+    startedMs[n] = Date.now() - t0
+    clients[n].start()
+  }
 }
-clients[0].once('update', startOthers)
-setTimeout(startOthers, 3000).unref()
+startedMs[0] = Date.now() - t0
 clients[0].start()
+if (opts.together) {
+  startOthers()
+} else {
+  clients[0].once('update', startOthers)
+  setTimeout(startOthers, 3000).unref()
+}
 
 process.on('exit', code => {
   if (!finished) {
