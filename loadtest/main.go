@@ -15,7 +15,7 @@
 //	go run ./loadtest micro -out docs/bench/micro.json          # the tracker's Go benchmarks, 3 runs each
 //	go run ./loadtest plot                                      # docs/bench/*.svg from the JSON
 //	go run ./loadtest tables                                    # docs/benchmarks.md's tables from the JSON
-//	sudo go run ./loadtest all                                  # all of the above into docs/ (about 10 minutes)
+//	sudo go run ./loadtest all                                  # all of the above into docs/ (make bench)
 //
 // Every run is bounded in count and time, sends traffic only to 127.0.0.1 or
 // ::1 or inside a network namespace it makes (stun, turn and turncompare
