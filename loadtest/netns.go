@@ -37,6 +37,7 @@ func newNetNS() (*netNS, error) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		return nil, fmt.Errorf("iproute2's ip is needed: %w", err)
 	}
+	removeStaleNetNS()
 	var r [3]byte
 	rand.Read(r[:])
 	r[2] &^= 3
@@ -87,6 +88,27 @@ func (n *netNS) delete() error {
 		}
 	}
 	return ip("netns", "del", n.name)
+}
+
+// removeStaleNetNS deletes the namespaces that a loadtest made and could not
+// remove because it was killed: those whose maker's PID is gone and in which
+// no process runs.
+func removeStaleNetNS() {
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), netnsPrefix)
+		if !ok {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 1 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		if out, err := exec.Command("ip", "netns", "pids", e.Name()).Output(); err == nil && len(strings.TrimSpace(string(out))) == 0 {
+			ip("netns", "del", e.Name())
+		}
+	}
 }
 
 // checkInNetNS makes sure this process runs inside the namespace name, made

@@ -145,3 +145,30 @@ func TestCPUTimes(t *testing.T) {
 		t.Errorf("cpuSince = %v, %v", total, sys)
 	}
 }
+
+// TestRemoveStaleNetNS: a namespace left by a loadtest that was killed goes
+// at the next one's start; one whose maker still runs stays.
+func TestRemoveStaleNetNS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		netns.Unavailable(t, "network namespaces need root")
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := fmt.Sprintf("%s%d-test", netnsPrefix, dead.Process.Pid)
+	live := fmt.Sprintf("%s%d-test", netnsPrefix, os.Getpid())
+	for _, name := range []string{stale, live} {
+		if err := ip("netns", "add", name); err != nil {
+			netns.Unavailable(t, "%v", err)
+		}
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	}
+	removeStaleNetNS()
+	if _, err := os.Stat("/run/netns/" + stale); err == nil {
+		t.Errorf("%s is still there", stale)
+	}
+	if _, err := os.Stat("/run/netns/" + live); err != nil {
+		t.Errorf("%s: %v", live, err)
+	}
+}
