@@ -147,6 +147,8 @@ func turnLoad(ctx context.Context, t *target, o turnOpts, secret string, inNetNS
 
 	fails := &failures{m: map[string]int{}}
 	allocs := make([]*allocation, o.allocations)
+	var readers sync.WaitGroup
+	defer readers.Wait() // after the allocations are closed, below
 	defer func() {
 		for _, a := range allocs {
 			if a != nil {
@@ -180,7 +182,6 @@ func turnLoad(ctx context.Context, t *target, o turnOpts, secret string, inNetNS
 	}
 
 	base := time.Now()
-	var readers sync.WaitGroup
 	for _, a := range allocs {
 		readers.Go(func() { a.read(base, o.allocations, fails) })
 	}
