@@ -23,7 +23,8 @@ type allResult struct {
 
 // runAll measures everything the benchmarks page shows and rewrites it:
 // the tracker and idle comparison against bittorrent-tracker, STUN and TURN
-// against coturn, the tracker's micro-benchmarks, then the plots and the
+// against coturn, the tracker's micro-benchmarks, the federation's (dht)
+// benchmarks, then the plots and the
 // page's generated sections. It needs root (the STUN/TURN namespace), iproute2,
 // coturn and node with testdata/clients installed, and checks all of that
 // before it starts.
@@ -80,6 +81,10 @@ func runAll(ctx context.Context, args []string) (*allResult, error) {
 			_, err := runMicro(ctx, []string{"-out", filepath.Join(*out, microJSON)})
 			return err
 		}},
+		{"federation", func() error {
+			_, err := runMicro(ctx, []string{"-pkgs", "./dht/", "-count", "3", "-benchtime", "300x", "-out", filepath.Join(*out, federationJSON)})
+			return err
+		}},
 		{"turncompare", func() error {
 			_, err := runTURNCompare(ctx, []string{"-out", filepath.Join(*out, turnJSON)})
 			return err
@@ -96,7 +101,7 @@ func runAll(ctx context.Context, args []string) (*allResult, error) {
 			return err
 		}},
 		{"record", func() error {
-			res.Files = append(res.Files, filepath.Join(*out, microJSON), filepath.Join(*out, turnJSON), filepath.Join(*out, trackerJSON),
+			res.Files = append(res.Files, filepath.Join(*out, microJSON), filepath.Join(*out, federationJSON), filepath.Join(*out, turnJSON), filepath.Join(*out, trackerJSON),
 				filepath.Join(*out, allJSON), *doc)
 			res.Total = time.Since(begin).Seconds()
 			return writeJSON(filepath.Join(*out, allJSON), res)

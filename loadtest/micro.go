@@ -58,6 +58,7 @@ func runMicro(ctx context.Context, args []string) (*microResult, error) {
 	fs := flag.NewFlagSet("micro", flag.ContinueOnError)
 	count := fs.Int("count", 3, "runs of each benchmark")
 	pkgs := fs.String("pkgs", "./signal/...", "packages, space-separated")
+	benchtime := fs.String("benchtime", "", "go test -benchtime (default: go test's own, 1s)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "bound on the whole run")
 	out := fs.String("out", "", "also write the JSON here")
 	if err := fs.Parse(args); err != nil {
@@ -68,7 +69,11 @@ func runMicro(ctx context.Context, args []string) (*microResult, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	goArgs := append([]string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-count", strconv.Itoa(*count)}, strings.Fields(*pkgs)...)
+	goArgs := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-count", strconv.Itoa(*count)}
+	if *benchtime != "" {
+		goArgs = append(goArgs, "-benchtime", *benchtime)
+	}
+	goArgs = append(goArgs, strings.Fields(*pkgs)...)
 	cmd := exec.CommandContext(ctx, "go", goArgs...)
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, os.Stderr

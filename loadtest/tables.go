@@ -18,7 +18,10 @@ const (
 	trackerJSON = "tracker-compare.json"
 	turnJSON    = "turn-compare.json"
 	microJSON   = "micro.json"
-	allJSON     = "all.json"
+	// federationJSON is the dht package's benchmarks: a room lookup among
+	// 50 Boxes, and an offer relay through one Box against two.
+	federationJSON = "federation.json"
+	allJSON        = "all.json"
 )
 
 // benchResults are the JSON files of the bench directory; a nil field was
@@ -27,12 +30,13 @@ type benchResults struct {
 	tracker *compareResult
 	turn    *turnCompareResult
 	micro   *microResult
+	fed     *microResult
 	all     *allResult
 }
 
 func loadResults(dir string) (*benchResults, error) {
 	r := &benchResults{}
-	for name, v := range map[string]any{trackerJSON: &r.tracker, turnJSON: &r.turn, microJSON: &r.micro, allJSON: &r.all} {
+	for name, v := range map[string]any{trackerJSON: &r.tracker, turnJSON: &r.turn, microJSON: &r.micro, federationJSON: &r.fed, allJSON: &r.all} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -137,7 +141,7 @@ const toBeMeasured = "_To be measured: `sudo go run ./loadtest all` writes this 
 // sections renders every generated section of the page.
 func (r *benchResults) sections() map[string]string {
 	s := map[string]string{}
-	for _, name := range []string{"machine", "headline", "tracker", "tracker-sweep", "micro", "turn", "turn-sweep"} {
+	for _, name := range []string{"machine", "headline", "tracker", "tracker-sweep", "micro", "turn", "turn-sweep", "federation"} {
 		s[name] = toBeMeasured
 	}
 	s["machine"] = r.machineText()
@@ -148,6 +152,9 @@ func (r *benchResults) sections() map[string]string {
 	}
 	if r.micro != nil {
 		s["micro"] = microTable(r.micro)
+	}
+	if r.fed != nil {
+		s["federation"] = federationTable(r.fed)
 	}
 	if r.turn != nil {
 		s["turn"] = turnTable(r.turn)
@@ -408,6 +415,53 @@ func microTable(r *microResult) string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", bm.Name, spread(bm, "ns/op"), spread(bm, "B/op"), spread(bm, "allocs/op"), strings.Join(other, ", "))
 	}
 	return b.String()
+}
+
+// federationTable shows what federation adds to an offer relay (the median
+// round trip through two Boxes less the one through one) and the DHT room
+// lookup among 50 Boxes, each as the range over the runs.
+func federationTable(r *microResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "`%s`, %d runs each; each cell is the range over the runs.\n\n", r.Command, r.Count)
+	var local, fed *microBench
+	for i := range r.Benchmarks {
+		switch r.Benchmarks[i].Name {
+		case "OfferRelay/local":
+			local = &r.Benchmarks[i]
+		case "OfferRelay/federated":
+			fed = &r.Benchmarks[i]
+		}
+	}
+	if local != nil && fed != nil {
+		b.WriteString("| offer→answer round trip, µs on 127.0.0.1 | through one Box | through two friends' Boxes (libp2p over TCP) | added by federation |\n|---|---:|---:|---:|\n")
+		med := func(bm *microBench) float64 {
+			var v []float64
+			for _, run := range bm.Runs {
+				v = append(v, run["ns/op"]/1e3)
+			}
+			slices.Sort(v)
+			return v[len(v)/2]
+		}
+		fmt.Fprintf(&b, "| median of the runs (range) | %s (%s) | %s (%s) | %s |\n\n",
+			num(med(local)), spreadScaled(*local, "ns/op", 1e-3), num(med(fed)), spreadScaled(*fed, "ns/op", 1e-3), num(med(fed)-med(local)))
+	}
+	for _, bm := range r.Benchmarks {
+		if bm.Name != "DHTLookup50" {
+			continue
+		}
+		b.WriteString("| DHT room lookup, 50 Boxes (mocknet, 10 ms round trips) | p50 ms | p90 ms | max ms | record held by the Box that looks |\n|---|---:|---:|---:|---:|\n")
+		fmt.Fprintf(&b, "| time to the first Box found | %s | %s | %s | %s%% |\n", spread(bm, "p50-ms"), spread(bm, "p90-ms"), spread(bm, "max-ms"), spread(bm, "%stored-locally"))
+	}
+	return b.String()
+}
+
+// spreadScaled is spread of the unit's values times k.
+func spreadScaled(bm microBench, unit string, k float64) string {
+	scaled := microBench{Name: bm.Name}
+	for _, run := range bm.Runs {
+		scaled.Runs = append(scaled.Runs, map[string]float64{unit: run[unit] * k})
+	}
+	return spread(scaled, unit)
 }
 
 // spread is "min–max" of a benchmark's unit over its runs, or one number.
