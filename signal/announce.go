@@ -12,8 +12,9 @@ var errTooManySwarms = errors.New("signal: too many swarms on one connection")
 
 var requests = sync.Pool{New: func() any { return new(wire.Request) }}
 
-// handle serves one client message.
-func (c *conn) handle(data []byte) {
+// handle serves one client message; on is the event loop running it, or
+// nil.
+func (c *conn) handle(on *loop, data []byte) {
 	s := c.srv
 	s.m.bytesIn.Add(float64(len(data)))
 	req := requests.Get().(*wire.Request)
@@ -25,39 +26,38 @@ func (c *conn) handle(data []byte) {
 		if we == wire.ErrInvalidJSON || we == wire.ErrNotObject {
 			reason = reasonInvalidJSON
 		}
-		c.fail(req, we.Reason, reason)
+		c.fail(on, req, we.Reason, reason)
 		s.log.Debug("refused request", "remote", c.ip, "reason", we.Reason)
 		return
 	}
 	now := time.Now()
 	if !c.allow(now) {
-		c.fail(req, "rate limited: too many requests on this connection", reasonRateLimited)
+		c.fail(on, req, "rate limited: too many requests on this connection", reasonRateLimited)
 		return
 	}
 	switch {
 	case req.Action == wire.ActionScrape:
-		c.scrape(req)
+		c.scrape(on, req)
 	case req.IsAnswer():
-		c.answer(req, now.Unix())
+		c.answer(on, req, now.Unix())
 	default:
-		c.announce(req, now.Unix())
+		c.announce(on, req, now.Unix())
 	}
 }
 
 // fail sends a failure reply carrying action, and info_hash when known.
-func (c *conn) fail(req *wire.Request, failure, reason string) {
+func (c *conn) fail(on *loop, req *wire.Request, failure, reason string) {
 	c.srv.m.failures.WithLabelValues(reason).Inc()
 	var ih *wire.Hash
 	if req.HasInfoHash {
 		ih = &req.InfoHash
 	}
-	b := getBuf()
-	*b = wire.AppendFailure((*b)[:0], req.Action, ih, failure)
-	c.write(*b)
-	putBuf(b)
+	if b, start, ok := c.begin(); ok {
+		c.end(on, wire.AppendFailure(b, req.Action, ih, failure), start, opText)
+	}
 }
 
-func (c *conn) announce(req *wire.Request, now int64) {
+func (c *conn) announce(on *loop, req *wire.Request, now int64) {
 	s := c.srv
 	c.lastActive.Store(now)
 	s.m.announceByEvent[req.Event].Inc()
@@ -65,7 +65,7 @@ func (c *conn) announce(req *wire.Request, now int64) {
 	var sw *swarm
 	if req.Event == wire.EventStopped {
 		if sw = s.table.get(&req.InfoHash); sw == nil {
-			c.reply(req, 0, 0)
+			c.reply(on, req, 0, 0)
 			return
 		}
 	} else {
@@ -80,7 +80,7 @@ func (c *conn) announce(req *wire.Request, now int64) {
 	case p != nil && p.m != Member(c):
 		// A peer_id belongs to the connection that announced it first.
 		sw.mu.Unlock()
-		c.fail(req, "peer_id in use by another connection", reasonPeerIDInUse)
+		c.fail(on, req, "peer_id in use by another connection", reasonPeerIDInUse)
 		return
 	case req.Event == wire.EventStopped:
 		if p != nil {
@@ -92,7 +92,7 @@ func (c *conn) announce(req *wire.Request, now int64) {
 		if s.table.release(sw) {
 			s.m.swarms.Add(-1)
 		}
-		c.reply(req, complete, incomplete)
+		c.reply(on, req, complete, incomplete)
 		return
 	case p == nil:
 		if err := c.remember(&req.InfoHash, &req.PeerID); err != nil {
@@ -100,7 +100,7 @@ func (c *conn) announce(req *wire.Request, now int64) {
 				s.m.swarms.Add(-1)
 			}
 			if errors.Is(err, errTooManySwarms) {
-				c.fail(req, "too many swarms on this connection", reasonTooManySwarms)
+				c.fail(on, req, "too many swarms on this connection", reasonTooManySwarms)
 			}
 			return
 		}
@@ -135,10 +135,10 @@ func (c *conn) announce(req *wire.Request, now int64) {
 	complete, incomplete := sw.counts()
 	sw.mu.Unlock()
 
-	c.reply(req, complete, incomplete)
+	c.reply(on, req, complete, incomplete)
 	for i, m := range members {
 		o := &req.Offers[i]
-		if m.DeliverOffer(&req.InfoHash, &req.PeerID, &o.ID, o.SDP) {
+		if deliverOffer(on, m, &req.InfoHash, &req.PeerID, &o.ID, o.SDP) {
 			s.m.offers.Inc()
 		} else {
 			s.m.dropped.WithLabelValues(dropMemberBusy).Inc()
@@ -154,17 +154,33 @@ func (c *conn) announce(req *wire.Request, now int64) {
 	}
 }
 
-func (c *conn) reply(req *wire.Request, complete, incomplete int) {
-	b := getBuf()
-	*b = wire.AppendAnnounceResponse((*b)[:0], &req.InfoHash, int(c.srv.cfg.Interval/time.Second), complete, incomplete)
-	c.write(*b)
-	putBuf(b)
+func (c *conn) reply(on *loop, req *wire.Request, complete, incomplete int) {
+	if b, start, ok := c.begin(); ok {
+		b = wire.AppendAnnounceResponse(b, &req.InfoHash, int(c.srv.cfg.Interval/time.Second), complete, incomplete)
+		c.end(on, b, start, opText)
+	}
+}
+
+// deliverOffer gives an offer to m; a local connection queues it in the
+// turn of on.
+func deliverOffer(on *loop, m Member, infoHash, from, offerID *wire.Hash, sdp []byte) bool {
+	if c, ok := m.(*conn); ok {
+		return c.deliverOffer(on, infoHash, from, offerID, sdp)
+	}
+	return m.DeliverOffer(infoHash, from, offerID, sdp)
+}
+
+func deliverAnswer(on *loop, m Member, infoHash, from, offerID *wire.Hash, sdp []byte) bool {
+	if c, ok := m.(*conn); ok {
+		return c.deliverAnswer(on, infoHash, from, offerID, sdp)
+	}
+	return m.DeliverAnswer(infoHash, from, offerID, sdp)
 }
 
 // answer routes an answer to the offerer, only if this tracker relayed that
 // offer from the offerer to this peer and it has not been answered yet. The
 // answerer gets no reply, as with bittorrent-tracker.
-func (c *conn) answer(req *wire.Request, now int64) {
+func (c *conn) answer(on *loop, req *wire.Request, now int64) {
 	s := c.srv
 	c.lastActive.Store(now)
 	drop := func(reason string) {
@@ -199,7 +215,7 @@ func (c *conn) answer(req *wire.Request, now int64) {
 		m = o.m
 	}
 	sw.mu.Unlock()
-	if m.DeliverAnswer(&req.InfoHash, &req.PeerID, &req.OfferID, req.Answer) {
+	if deliverAnswer(on, m, &req.InfoHash, &req.PeerID, &req.OfferID, req.Answer) {
 		s.m.answers.Inc()
 	} else {
 		drop(dropMemberBusy)
@@ -208,7 +224,7 @@ func (c *conn) answer(req *wire.Request, now int64) {
 
 // scrape replies with the counts of the named swarms (0 for unknown ones),
 // or of every swarm when none is named, as bittorrent-tracker does.
-func (c *conn) scrape(req *wire.Request) {
+func (c *conn) scrape(on *loop, req *wire.Request) {
 	s := c.srv
 	s.m.scrapes.Inc()
 	var files []wire.ScrapeFile
@@ -231,8 +247,7 @@ func (c *conn) scrape(req *wire.Request) {
 			}
 		}
 	}
-	b := getBuf()
-	*b = wire.AppendScrapeResponse((*b)[:0], files, int(s.cfg.Interval/time.Second)*5)
-	c.write(*b)
-	putBuf(b)
+	if b, start, ok := c.begin(); ok {
+		c.end(on, wire.AppendScrapeResponse(b, files, int(s.cfg.Interval/time.Second)*5), start, opText)
+	}
 }

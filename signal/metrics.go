@@ -23,6 +23,9 @@ const (
 	dropUnknownAnswerer  = "unknown_answerer" // answerer not in the swarm, or another connection's peer_id
 	dropMemberBusy       = "member_busy"      // the member refused the message (closed, or a full queue)
 	dropNoPeers          = "no_peers"         // more offers than other peers in the swarm
+
+	closeIdle       = "idle"        // no announce for IdleTimeout
+	closeSlowReader = "slow_reader" // more than WriteBufferBytes queued beyond the kernel's buffer
 )
 
 type metrics struct {

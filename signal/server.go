@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/boxsignal/boxsignal/signal/wire"
-	"github.com/lesismal/nbio/nbhttp"
-	"github.com/lesismal/nbio/nbhttp/websocket"
 )
 
 // Server is a WebTorrent tracker. It is an http.Handler that upgrades every
@@ -27,8 +25,8 @@ type Server struct {
 	m     *metrics
 	table *swarmTable
 
-	engine   *nbhttp.Engine
-	upgrader *websocket.Upgrader
+	loops []*loop // event loops; none where the system has no epoll
+	next  atomic.Uint32
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
@@ -38,11 +36,16 @@ type Server struct {
 	fed      atomic.Pointer[fedHolder]
 	draining atomic.Bool
 	stop     chan struct{}
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // the sweeper
+	streams  sync.WaitGroup // streams' readers and writers
 	once     sync.Once
 }
 
-// NewServer returns a tracker and starts its event loop and its sweeper;
+// errNoLoop is newLoop's answer where the system has no epoll: every
+// connection is then a stream.
+var errNoLoop = errors.New("signal: no event loop on this system")
+
+// NewServer returns a tracker and starts its event loops and its sweeper;
 // Close stops them.
 func NewServer(cfg Config) (*Server, error) {
 	cfg, err := cfg.withDefaults()
@@ -59,42 +62,23 @@ func NewServer(cfg Config) (*Server, error) {
 		perIP: make(map[netip.Addr]int32),
 		stop:  make(chan struct{}),
 	}
-	routeNBIOLogs(cfg.Logger)
 	pollers := cfg.Pollers
 	if pollers <= 0 {
 		pollers = runtime.GOMAXPROCS(0)
 	}
-	// The engine listens on nothing: it is the event loop that upgraded
-	// connections are moved to.
-	s.engine = nbhttp.NewEngine(nbhttp.Config{
-		Name:                    "signal",
-		NPoller:                 pollers,
-		ReleaseWebsocketPayload: true,
-		MaxWriteBufferSize:      cfg.WriteBufferBytes,
-		MaxLoad:                 1 << 20,
-		// Handlers run on the event-loop goroutine that read the message:
-		// they never block (writes are queued, not waited for), and a hop
-		// to a task pool per message costs more than the handler.
-		ServerExecutor: func(f func()) { f() },
-	})
-	if err := s.engine.Start(); err != nil {
-		return nil, err
+	for range pollers {
+		l, err := newLoop(s)
+		if errors.Is(err, errNoLoop) {
+			break
+		}
+		if err != nil {
+			for _, l := range s.loops {
+				l.stop()
+			}
+			return nil, err
+		}
+		s.loops = append(s.loops, l)
 	}
-	u := websocket.NewUpgrader()
-	u.Engine = s.engine
-	u.BlockingModTrasferConnToPoller = true
-	// Idle connections are closed by the sweeper, not by a timer per
-	// connection (nbio would arm a read deadline of 120 s by default).
-	u.KeepaliveTime = 0
-	// A wss connection from crypto/tls cannot move to the event loop and is
-	// served by a goroutine pair instead; bound its queue in messages.
-	u.BlockingModSendQueueMaxSize = 1024
-	u.CheckOrigin = func(*http.Request) bool { return true } // pages of any origin use the tracker
-	u.MessageLengthLimit = cfg.MaxMessageBytes
-	u.OnMessage(s.onMessage)
-	u.OnClose(s.onClose)
-	s.upgrader = u
-
 	s.wg.Add(1)
 	go s.sweep()
 	return s, nil
@@ -106,76 +90,149 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "tracker shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	key, status, reason := checkUpgrade(r)
+	if status != 0 {
+		w.Header().Set("Sec-Websocket-Version", "13")
+		http.Error(w, reason, status)
+		s.log.Debug("upgrade refused", "remote", r.RemoteAddr, "reason", reason)
+		return
+	}
 	ip := remoteIP(r)
 	if !s.admit(ip) {
 		s.m.refusedUpgrad.Inc()
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
 	}
-	c := &conn{srv: s, ip: ip}
-	c.lastActive.Store(time.Now().Unix())
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	nc, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		s.release(ip)
+		http.Error(w, "websocket: cannot take over the connection", http.StatusInternalServerError)
+		return
+	}
+	// What the client sent after its request (frames, if it did not wait
+	// for the reply) is served first.
+	early, _ := rw.Reader.Peek(rw.Reader.Buffered())
+	early = append([]byte(nil), early...)
+	nc.SetDeadline(time.Time{})
+	reply := appendSwitching(make([]byte, 0, 160), key)
+	nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err = nc.Write(reply)
+	nc.SetWriteDeadline(time.Time{})
+	if err != nil {
+		nc.Close()
 		s.release(ip)
 		s.log.Debug("upgrade failed", "remote", ip, "err", err)
 		return
 	}
-	c.ws = ws
-	ws.SetSession(c)
-	s.m.connsTotal.Inc()
+
+	c := &conn{srv: s, ip: ip, fd: -1}
+	c.lastActive.Store(time.Now().Unix())
 	s.mu.Lock()
-	switch {
-	case c.gone: // the client left already; onClose cleaned up
+	if s.closed {
 		s.mu.Unlock()
-	case s.closed:
-		s.mu.Unlock()
-		ws.Close()
-	default:
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.m.conns.Add(1)
-	}
-}
-
-// session returns the conn of ws. The upgrade sets it right after the
-// handshake reply, so the first message can in rare cases be read a moment
-// before: wait for it, briefly. SessionWithLock takes the lock SetSession
-// holds, so what ServeHTTP wrote into the conn before is visible here.
-func session(ws *websocket.Conn) *conn {
-	var deadline time.Time
-	for i := 0; ; i++ {
-		if c, ok := ws.SessionWithLock().(*conn); ok {
-			return c
-		}
-		switch {
-		case i == 0:
-			deadline = time.Now().Add(5 * time.Second)
-		case time.Now().After(deadline):
-			return nil
-		case i < 100:
-			runtime.Gosched()
-		default:
-			time.Sleep(100 * time.Microsecond)
-		}
-	}
-}
-
-func (s *Server) onMessage(ws *websocket.Conn, _ websocket.MessageType, data []byte) {
-	// Binary frames are served like text ones: bittorrent-tracker parses
-	// both.
-	c := session(ws)
-	if c == nil {
-		ws.Close()
+		nc.Close()
+		s.release(ip)
 		return
 	}
-	c.handle(data)
-}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	s.m.connsTotal.Inc()
+	s.m.conns.Add(1)
 
-func (s *Server) onClose(ws *websocket.Conn, _ error) {
-	c := session(ws) // a client may leave before ServeHTTP has set it
-	if c == nil {
+	if len(s.loops) > 0 {
+		if fd, ok := socketOf(nc); ok {
+			s.serveLoop(c, fd, early)
+			return
+		}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		s.finish(c)
 		return
 	}
+	s.streams.Add(1) // under s.mu, so that Close waits for it
+	s.mu.Unlock()
+	defer s.streams.Done()
+	s.serveStream(c, nc, early)
+}
+
+// serveLoop puts c's socket on an event loop, after serving what the client
+// sent early.
+func (s *Server) serveLoop(c *conn, fd int, early []byte) {
+	c.wmu.Lock()
+	c.fd = fd
+	c.wmu.Unlock()
+	if len(early) > 0 {
+		used, closing := c.consume(nil, early)
+		if closing {
+			s.closeUnattached(c)
+			return
+		}
+		c.partial = append([]byte(nil), early[used:]...)
+	}
+	l := s.loops[int(s.next.Add(1))%len(s.loops)]
+	if err := l.attach(c, fd); err != nil {
+		s.closeUnattached(c)
+	}
+}
+
+// closeUnattached closes the socket of a connection that is on no loop.
+func (s *Server) closeUnattached(c *conn) {
+	c.wmu.Lock()
+	if c.out != nil && !c.waitOut {
+		sendNoSignal(c.fd, (*c.out)[c.sent:])
+	}
+	c.closing, c.fdClosed = true, true
+	c.dropOutLocked()
+	closeFD(c.fd)
+	c.wmu.Unlock()
+	s.finish(c)
+}
+
+// serveStream reads a connection that no event loop can take (TLS, or no
+// epoll) until it closes; its writes go through a writer goroutine.
+func (s *Server) serveStream(c *conn, nc net.Conn, early []byte) {
+	c.wmu.Lock()
+	c.nc = nc
+	c.wmu.Unlock()
+	defer func() {
+		closeStream(nc)
+		c.wmu.Lock()
+		c.closing, c.fdClosed = true, true
+		c.dropOutLocked()
+		c.wmu.Unlock()
+		s.finish(c)
+	}()
+	buf := make([]byte, max(4096, len(early)))
+	n := copy(buf, early)
+	maxFrame := maxFrameHeader + s.cfg.MaxMessageBytes
+	for {
+		if n > 0 {
+			used, closing := c.consume(nil, buf[:n])
+			if closing {
+				return
+			}
+			n = copy(buf, buf[used:n])
+		}
+		if n == len(buf) { // a frame longer than the buffer
+			if len(buf) >= maxFrame {
+				return
+			}
+			buf = append(buf, make([]byte, min(len(buf), maxFrame-len(buf)))...)
+		}
+		k, err := nc.Read(buf[n:])
+		n += k
+		if err != nil && k == 0 {
+			return
+		}
+	}
+}
+
+// finish cleans up after a connection whose socket is closed. It runs once
+// per connection, whoever gets there first.
+func (s *Server) finish(c *conn) {
 	s.mu.Lock()
 	_, registered := s.conns[c]
 	delete(s.conns, c)
@@ -271,9 +328,9 @@ func (s *Server) expire(now time.Time) {
 	}
 	s.mu.Unlock()
 	for _, c := range idle {
-		s.m.closes.WithLabelValues("idle").Inc()
-		c.ws.WriteClose(1000, "idle")
-		c.ws.Close()
+		s.m.closes.WithLabelValues(closeIdle).Inc()
+		c.sendClose(nil, 1000, "idle")
+		c.close()
 	}
 	if expired > 0 || len(idle) > 0 {
 		s.log.Debug("swept", "peers_expired", expired, "swarms_deleted", deleted, "conns_idle", len(idle))
@@ -292,7 +349,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range all {
-		c.ws.WriteClose(1001, "tracker shutting down")
+		c.sendClose(nil, 1001, "tracker shutting down")
 	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
@@ -309,7 +366,7 @@ wait:
 	return errors.Join(err, s.Close())
 }
 
-// Close closes every connection and stops the event loop and the sweeper.
+// Close closes every connection and stops the event loops and the sweeper.
 // It is idempotent and returns when they are gone.
 func (s *Server) Close() error {
 	s.once.Do(func() {
@@ -319,23 +376,19 @@ func (s *Server) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
-		s.engine.Stop()
-		// Connections the engine did not report closed are cleaned here.
-		s.mu.Lock()
-		rest := s.conns
-		s.conns = map[*conn]struct{}{}
-		s.mu.Unlock()
-		for c := range rest {
-			c.ws.Close()
-			s.mu.Lock()
-			gone := c.gone
-			c.gone = true
-			s.mu.Unlock()
-			if !gone {
-				c.leave()
-				s.m.conns.Add(-1)
-			}
+		for _, l := range s.loops {
+			l.stop() // closes its connections
 		}
+		s.mu.Lock()
+		rest := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			rest = append(rest, c)
+		}
+		s.mu.Unlock()
+		for _, c := range rest {
+			c.close() // streams, and sockets being attached: their goroutines clean up
+		}
+		s.streams.Wait()
 	})
 	return nil
 }
