@@ -64,7 +64,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	pollers := cfg.Pollers
 	if pollers <= 0 {
-		pollers = runtime.GOMAXPROCS(0)
+		pollers = (runtime.GOMAXPROCS(0) + 1) / 2
 	}
 	for range pollers {
 		l, err := newLoop(s)
