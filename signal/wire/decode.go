@@ -3,7 +3,9 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strconv"
+	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -30,19 +32,33 @@ var (
 	ErrTooManyHashes   = fail("too many info_hashes")
 )
 
+type decoder struct {
+	buf bytes.Buffer
+	dec jsontext.Decoder
+}
+
+var decoders = sync.Pool{New: func() any { return new(decoder) }}
+
+var decodeOptions = jsontext.AllowDuplicateNames(true) // JSON.parse keeps the last; so do we
+
 // Decode parses one client message into req, which it resets first. On error
 // req holds what was read before it (Action and InfoHash are set when they
 // were readable, for the failure reply), and the error is an *Error.
 //
-// Decode accepts exactly the JSON that jsontext does (duplicate names
-// allowed, the last one counting, as with JSON.parse). It is safe for
-// concurrent use with distinct reqs, and allocates only to grow req's
-// slices.
+// Decode is safe for concurrent use with distinct reqs. It allocates only to
+// grow req's slices.
 func Decode(data []byte, req *Request, lim Limits) error {
 	req.Reset()
 	lim = lim.withDefaults()
-	s := scanner{b: data}
-	return s.request(req, lim)
+	d := decoders.Get().(*decoder)
+	defer func() {
+		d.buf = bytes.Buffer{}
+		d.dec.Reset(&d.buf) // drop the reference to data
+		decoders.Put(d)
+	}()
+	d.buf = *bytes.NewBuffer(data)
+	d.dec.Reset(&d.buf, decodeOptions)
+	return d.request(req, lim)
 }
 
 // fields holds the raw values of the keys a request may carry, so they can
@@ -53,113 +69,74 @@ type fields struct {
 	offersErr                                                                 error
 }
 
-func (s *scanner) request(req *Request, lim Limits) error {
-	s.ws()
-	// Like jsontext, read one token first: anything but an object that is
-	// a complete token is "not an object", whatever follows it.
-	switch s.next() {
-	case '{':
-	case '[':
+func (d *decoder) request(req *Request, lim Limits) error {
+	tok, err := d.dec.ReadToken()
+	if err != nil {
+		return ErrInvalidJSON
+	}
+	if tok.Kind() != '{' {
 		return ErrNotObject
-	default:
-		if !s.scalar() {
+	}
+	var f fields
+	for d.dec.PeekKind() != '}' {
+		var tmp [32]byte
+		name, err := d.name(tmp[:0])
+		if err != nil {
+			return err
+		}
+		if string(name) == "offers" {
+			if err := d.offers(req, lim, &f); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := d.dec.ReadValue()
+		if err != nil {
 			return ErrInvalidJSON
 		}
-		return ErrNotObject
-	}
-	s.open()
-	var f fields
-	s.ws()
-	if !s.skip('}') {
-		for {
-			var tmp [64]byte
-			name, ok := s.name(&tmp)
-			if !ok {
-				return ErrInvalidJSON
-			}
-			if string(name) == "offers" {
-				if err := s.offers(req, lim, &f); err != nil {
-					return err
-				}
-			} else {
-				v, ok := s.value()
-				if !ok {
-					return ErrInvalidJSON
-				}
-				switch string(name) {
-				case "action":
-					f.action = v
-				case "info_hash":
-					f.infoHash = v
-				case "peer_id":
-					f.peerID = v
-				case "to_peer_id":
-					f.toPeerID = v
-				case "offer_id":
-					f.offerID = v
-				case "event":
-					f.event = v
-				case "numwant":
-					f.numwant = v
-				case "left":
-					f.left, f.hasLeft = v, true
-				case "answer":
-					f.answer = v
-				}
-			}
-			if !s.endMember('}') {
-				return ErrInvalidJSON
-			}
-			if s.skip('}') {
-				break
-			}
+		switch string(name) {
+		case "action":
+			f.action = v
+		case "info_hash":
+			f.infoHash = v
+		case "peer_id":
+			f.peerID = v
+		case "to_peer_id":
+			f.toPeerID = v
+		case "offer_id":
+			f.offerID = v
+		case "event":
+			f.event = v
+		case "numwant":
+			f.numwant = v
+		case "left":
+			f.left, f.hasLeft = v, true
+		case "answer":
+			f.answer = v
 		}
 	}
-	s.ws()
-	if s.i != len(s.b) {
+	if _, err := d.dec.ReadToken(); err != nil { // '}'
+		return ErrInvalidJSON
+	}
+	if _, err := d.dec.ReadToken(); err != io.EOF {
 		return ErrInvalidJSON // trailing data
 	}
 	return f.interpret(req, lim)
 }
 
-// endMember moves past the comma after a member or element, if there is
-// one, and reports whether what follows is valid: the next member, or the
-// closing bracket (which it leaves for the caller).
-func (s *scanner) endMember(closing byte) bool {
-	s.ws()
-	if s.skip(',') {
-		s.ws()
-		return s.next() != closing
+// name reads an object member name, unescaped into buf when it has escapes.
+func (d *decoder) name(buf []byte) ([]byte, error) {
+	name, err := d.dec.ReadValue()
+	if err != nil {
+		return nil, ErrInvalidJSON
 	}
-	return s.next() == closing
-}
-
-// name reads an object member name and the colon after it. The name is
-// unescaped into tmp when it has escapes; one too long to be a name the
-// decoder knows comes back as nil.
-func (s *scanner) name(tmp *[64]byte) ([]byte, bool) {
-	if s.next() != '"' {
-		return nil, false
+	if bytes.IndexByte(name, '\\') < 0 {
+		return name[1 : len(name)-1], nil
 	}
-	start := s.i
-	escaped, ok := s.str()
-	if !ok {
-		return nil, false
+	if name, err = unquote(buf, name); err != nil {
+		return nil, ErrInvalidJSON
 	}
-	raw := s.b[start:s.i]
-	s.ws()
-	if !s.skip(':') {
-		return nil, false
-	}
-	s.ws()
-	switch {
-	case !escaped:
-		return raw[1 : len(raw)-1], true
-	case len(raw) > len(tmp):
-		return nil, true
-	}
-	name, err := unquote(tmp[:0], raw)
-	return name, err == nil
+	return name, nil
 }
 
 // plain returns a raw JSON string value without escapes (re-quoted), so it
@@ -177,81 +154,77 @@ func plain(v []byte) []byte {
 
 // offers reads the "offers" array. Elements are objects with "offer" (any
 // JSON, relayed raw) and "offer_id" (binary string); a null array is none.
-func (s *scanner) offers(req *Request, lim Limits, f *fields) error {
-	switch s.next() {
+func (d *decoder) offers(req *Request, lim Limits, f *fields) error {
+	switch d.dec.PeekKind() {
 	case 'n':
-		if !s.literal("null") {
-			return ErrInvalidJSON
-		}
-		return nil
+		_, err := d.dec.ReadToken()
+		return jsonErr(err)
 	case '[':
 	default:
 		f.offersErr = ErrInvalidOffers
-		if _, ok := s.value(); !ok {
-			return ErrInvalidJSON
-		}
-		return nil
+		return jsonErr(d.dec.SkipValue())
 	}
 	req.Offers = req.Offers[:0] // a repeated key keeps the last, as JSON.parse does
 	req.DroppedOffers = 0
-	if !s.open() {
+	if _, err := d.dec.ReadToken(); err != nil {
 		return ErrInvalidJSON
 	}
-	s.ws()
-	for !s.skip(']') {
-		if s.next() != '{' || len(req.Offers) >= lim.MaxOffers {
-			if s.next() != '{' {
+	for d.dec.PeekKind() != ']' {
+		if d.dec.PeekKind() != '{' || len(req.Offers) >= lim.MaxOffers {
+			if d.dec.PeekKind() != '{' {
 				f.offersErr = ErrInvalidOffers
 			} else {
 				req.DroppedOffers++
 			}
-			if _, ok := s.value(); !ok {
+			if err := d.dec.SkipValue(); err != nil {
 				return ErrInvalidJSON
 			}
-		} else {
-			if !s.open() {
-				return ErrInvalidJSON
-			}
-			var o Offer
-			var hasID bool
-			s.ws()
-			for !s.skip('}') {
-				var tmp [64]byte
-				name, ok := s.name(&tmp)
-				if !ok {
-					return ErrInvalidJSON
-				}
-				v, ok := s.value()
-				if !ok {
-					return ErrInvalidJSON
-				}
-				switch string(name) {
-				case "offer":
-					o.SDP = v
-				case "offer_id":
-					hasID = parseBinary(v, &o.ID)
-				}
-				if !s.endMember('}') {
-					return ErrInvalidJSON
-				}
-			}
-			s.depth--
-			switch {
-			case !hasID:
-				f.offersErr = ErrInvalidOfferID
-			case !truthy(o.SDP):
-				f.offersErr = ErrInvalidOffers
-			case len(o.SDP) > lim.MaxSDPBytes:
-				f.offersErr = ErrSDPTooLarge
-			default:
-				req.Offers = append(req.Offers, o)
-			}
+			continue
 		}
-		if !s.endMember(']') {
+		if _, err := d.dec.ReadToken(); err != nil {
 			return ErrInvalidJSON
 		}
+		var o Offer
+		var hasID bool
+		for d.dec.PeekKind() != '}' {
+			var tmp [32]byte
+			name, err := d.name(tmp[:0])
+			if err != nil {
+				return err
+			}
+			v, err := d.dec.ReadValue()
+			if err != nil {
+				return ErrInvalidJSON
+			}
+			switch string(name) {
+			case "offer":
+				o.SDP = v
+			case "offer_id":
+				hasID = parseBinary(v, &o.ID)
+			}
+		}
+		if _, err := d.dec.ReadToken(); err != nil {
+			return ErrInvalidJSON
+		}
+		switch {
+		case !hasID:
+			f.offersErr = ErrInvalidOfferID
+		case !truthy(o.SDP):
+			f.offersErr = ErrInvalidOffers
+		case len(o.SDP) > lim.MaxSDPBytes:
+			f.offersErr = ErrSDPTooLarge
+		default:
+			req.Offers = append(req.Offers, o)
+		}
 	}
-	s.depth--
+	_, err := d.dec.ReadToken() // ']'
+	return jsonErr(err)
+}
+
+func jsonErr(err error) error {
+	if err != nil {
+		return ErrInvalidJSON
+	}
 	return nil
 }
 
@@ -338,10 +311,13 @@ func (f *fields) scrape(req *Request, lim Limits) error {
 		req.HasInfoHash = true
 		req.InfoHashes = append(req.InfoHashes, req.InfoHash)
 	case v[0] == '[':
-		// v is valid JSON already.
-		a := scanner{b: v, i: 1}
-		for a.ws(); !a.skip(']'); a.endMember(']') {
-			e, _ := a.value()
+		dec := jsontext.NewDecoder(bytes.NewBuffer(v))
+		dec.ReadToken()
+		for dec.PeekKind() != ']' {
+			e, err := dec.ReadValue()
+			if err != nil {
+				return ErrInvalidJSON
+			}
 			if len(req.InfoHashes) == lim.MaxInfoHashes {
 				return ErrTooManyHashes
 			}
@@ -401,6 +377,5 @@ func number(v []byte) (float64, bool) {
 	return n, n == n // NaN is not a number
 }
 
-// unquote appends the contents of the raw JSON string v to dst. It is rare:
-// browsers escape little.
+// unquote appends the contents of the raw JSON string v to dst.
 func unquote(dst, v []byte) ([]byte, error) { return jsontext.AppendUnquote(dst, v) }

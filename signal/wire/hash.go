@@ -45,73 +45,42 @@ const hexDigits = "0123456789abcdef"
 // parseBinary reads a raw JSON string value (with its quotes) holding exactly
 // 20 code points, each at most U+00FF.
 func parseBinary(raw []byte, h *Hash) bool {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+	if len(raw) < 2 || raw[0] != '"' {
 		return false
 	}
 	s := raw[1 : len(raw)-1]
+	// Fast path: plain ASCII without escapes is the common case (webtorrent's
+	// peer_ids, trystero's info_hashes).
+	if len(s) == len(h) {
+		ok := true
+		for _, b := range s {
+			if b < 0x20 || b >= 0x80 || b == '\\' {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			copy(h[:], s)
+			return true
+		}
+	}
+	if len(s) > 6*len(h) { // longer than 20 escapes cannot be 20 code points
+		return false
+	}
+	var tmp [6 * len(Hash{})]byte
+	u, err := unquote(tmp[:0], raw)
+	if err != nil {
+		return false
+	}
 	n := 0
-	for i := 0; i < len(s); n++ {
-		if n == len(h) {
+	for len(u) > 0 {
+		r, size := utf8.DecodeRune(u)
+		if r > 0xFF || n == len(h) {
 			return false
 		}
-		c := s[i]
-		switch {
-		case c == '\\':
-			if i+1 == len(s) {
-				return false
-			}
-			switch e := s[i+1]; e {
-			case '"', '\\', '/':
-				c = e
-			case 'b':
-				c = '\b'
-			case 'f':
-				c = '\f'
-			case 'n':
-				c = '\n'
-			case 'r':
-				c = '\r'
-			case 't':
-				c = '\t'
-			case 'u':
-				// Only U+0000–U+00FF: \u00XX.
-				if i+6 > len(s) || s[i+2] != '0' || s[i+3] != '0' {
-					return false
-				}
-				hi, ok1 := unhex(s[i+4])
-				lo, ok2 := unhex(s[i+5])
-				if !ok1 || !ok2 {
-					return false
-				}
-				c = hi<<4 | lo
-				i += 4
-			default:
-				return false
-			}
-			i += 2
-		case c < 0x20 || c == '"':
-			return false
-		case c < utf8.RuneSelf:
-			i++
-		case (c == 0xC2 || c == 0xC3) && i+1 < len(s) && s[i+1]&0xC0 == 0x80:
-			c = c<<6 | s[i+1]&0x3F
-			i += 2
-		default:
-			return false // invalid UTF-8, or a code point over U+00FF
-		}
-		h[n] = c
+		h[n] = byte(r)
+		n++
+		u = u[size:]
 	}
 	return n == len(h)
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
