@@ -134,7 +134,18 @@ func (l *sourceLimiter) allow(src net.Addr) bool {
 	if l == nil {
 		return true
 	}
-	k := sourceKey(src)
+	return l.allowKey(sourceKey(src))
+}
+
+// allowAddr is allow for a source IP as the UDP fast path reads it.
+func (l *sourceLimiter) allowAddr(ip netip.Addr) bool {
+	if l == nil {
+		return true
+	}
+	return l.allowKey(prefixKey(ip))
+}
+
+func (l *sourceLimiter) allowKey(k netip.Addr) bool {
 	l.mu.Lock()
 	b := l.buckets[k]
 	if b == nil {

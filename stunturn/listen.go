@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pion/transport/v5/reuseport"
@@ -56,13 +58,64 @@ func setBuffers(c net.PacketConn, size int) {
 }
 
 // guardedPacketConn is a UDP listening socket as pion sees it: the guard
-// looks at each datagram before pion's read loop gets it.
+// looks at each datagram before pion's read loop gets it. Two kinds of
+// datagram never reach pion: Binding requests, answered here (binding.go),
+// and ChannelData on a channel of one of this socket's allocations, relayed
+// here (channel.go). Both paths allocate nothing.
+//
+// ReadFrom is called only by pion's read loop for this socket, one
+// goroutine; WriteTo by any.
 type guardedPacketConn struct {
 	net.PacketConn
-	s *Server
+	s   *Server
+	udp *net.UDPConn // the same socket; nil: no fast paths (not a UDPConn)
+
+	mu     sync.RWMutex
+	allocs map[netip.AddrPort]*relayPacketConn // UDP allocations of this socket's clients, by client
+}
+
+func newGuardedPacketConn(pc net.PacketConn, s *Server) *guardedPacketConn {
+	c := &guardedPacketConn{PacketConn: pc, s: s, allocs: make(map[netip.AddrPort]*relayPacketConn)}
+	c.udp, _ = pc.(*net.UDPConn)
+	return c
 }
 
 func (c *guardedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if c.udp == nil {
+		return c.readSlow(p)
+	}
+	for {
+		n, from, err := c.udp.ReadFromUDPAddrPort(p)
+		if err != nil {
+			return 0, nil, err
+		}
+		// A datagram that fills p may have been truncated: pion drops it,
+		// so it goes to pion.
+		if n < len(p) && c.fast(p[:n], from) {
+			continue
+		}
+		addr := net.UDPAddrFromAddrPort(from)
+		if c.s.admit(p[:n], addr, c.PacketConn.LocalAddr(), c) {
+			return n, addr, nil
+		}
+	}
+}
+
+// fast deals with the datagrams of the fast paths and reports whether b was
+// one: ChannelData on a channel of one of this socket's allocations, and
+// Binding requests.
+func (c *guardedPacketConn) fast(b []byte, from netip.AddrPort) bool {
+	if isChannelData(b) {
+		return c.relayChannelData(b, from)
+	}
+	if tid, ok := parseBindingRequest(b); ok {
+		c.answerBinding(tid, from)
+		return true
+	}
+	return false
+}
+
+func (c *guardedPacketConn) readSlow(p []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil {
@@ -72,6 +125,18 @@ func (c *guardedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return n, addr, nil
 		}
 	}
+}
+
+// answerBinding sends the Binding success response, if the source is
+// within UnauthRatePerIP (the guard charges the slow path's Bindings the
+// same way).
+func (c *guardedPacketConn) answerBinding(tid [12]byte, to netip.AddrPort) {
+	if !c.s.unauth.allowAddr(to.Addr()) {
+		c.s.m.dropUnauth.Inc()
+		return
+	}
+	var buf [bindingResponseMax]byte
+	_, _ = c.udp.WriteToUDPAddrPort(appendBindingSuccess(buf[:0], tid, to), to)
 }
 
 func (c *guardedPacketConn) reply(b []byte, to net.Addr) {

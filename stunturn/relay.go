@@ -29,8 +29,18 @@ var (
 // registers them so that Close can wait for them.
 type relayGen struct {
 	s            *Server
-	adv4, adv6   net.IP // written into XOR-RELAYED-ADDRESS
-	bind4, bind6 string // host the relay sockets bind to
+	adv4, adv6   net.IP             // written into XOR-RELAYED-ADDRESS
+	bind4, bind6 string             // host the relay sockets bind to
+	turn         *guardedPacketConn // the UDP listener this generator serves, if it has fast paths
+}
+
+// forListener returns a copy of g for the allocations of the UDP listener c.
+func (g *relayGen) forListener(c *guardedPacketConn) *relayGen {
+	g2 := *g
+	if c.udp != nil {
+		g2.turn = c
+	}
+	return &g2
 }
 
 var _ turn.RelayAddressGenerator = (*relayGen)(nil)
@@ -112,6 +122,7 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 		return pc, relayed, nil
 	}
 	r := &relayPacketConn{PacketConn: pc, relayBase: relayBase{s: g.s, acct: acct},
+		udp: pc.(*net.UDPConn), turn: g.turn,
 		in: byteBucket(g.s.cfg.BandwidthPerAllocation), out: byteBucket(g.s.cfg.BandwidthPerAllocation),
 		key: relayed.String(), perms: make(map[netip.Addr]struct{})}
 	g.s.indexRelay(r.key, r)
@@ -235,22 +246,33 @@ var errClosedTwice = errors.New("closed twice")
 // relayPacketConn is a UDP relay socket. Over the bandwidth cap, datagrams
 // are dropped in both directions: blocking would stall the listener's read
 // goroutine, which serves every allocation on that socket.
+//
+// ReadFrom is called only by pion's goroutine for this allocation; for a
+// UDP client it relays ChannelData itself (channel.go), and pion gets only
+// what needs a Data indication.
 type relayPacketConn struct {
 	net.PacketConn
 	relayBase
-	in, out *bucket // peer→client, client→peer
-	key     string  // relayed address, as pion reports it in events
+	udp     *net.UDPConn       // the same socket
+	turn    *guardedPacketConn // the listener of the allocation's client; nil: not UDP
+	in, out *bucket            // peer→client, client→peer
+	key     string             // relayed address, as pion reports it in events
+	buf     []byte             // readOne's: room for a ChannelData header, the datagram, padding
 
-	// The allocation's permissions, mirrored from pion's events, so that
-	// datagrams from peers without one are dropped before they are counted
-	// or spend the bandwidth budget (pion would drop them a moment later).
-	permMu sync.RWMutex
+	// The allocation's permissions and channels, mirrored from pion's
+	// events, so that datagrams from peers without a permission are dropped
+	// before they are counted or spend the bandwidth budget (pion would
+	// drop them a moment later), and ChannelData needs no trip through pion.
+	mu     sync.RWMutex
 	perms  map[netip.Addr]struct{}
+	chans  channels
+	client netip.AddrPort // the UDP client, once pion reported the allocation
+	closed bool
 }
 
 func (r *relayPacketConn) setPermission(ip net.IP, ok bool) {
-	r.permMu.Lock()
-	defer r.permMu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if ok {
 		r.perms[ipKey(ip)] = struct{}{}
 	} else {
@@ -258,37 +280,76 @@ func (r *relayPacketConn) setPermission(ip net.IP, ok bool) {
 	}
 }
 
-func (r *relayPacketConn) permitted(addr net.Addr) bool {
-	u, ok := addr.(*net.UDPAddr)
-	if !ok {
-		return false
-	}
-	r.permMu.RLock()
-	defer r.permMu.RUnlock()
-	_, ok = r.perms[ipKey(u.IP)]
-	return ok
-}
-
 func (r *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := r.PacketConn.ReadFrom(p)
+		n, from, toPion, err := r.readOne(p)
 		if err != nil {
-			return n, addr, err
+			return 0, nil, err
 		}
-		if !r.permitted(addr) {
-			continue
+		if toPion {
+			return n, net.UDPAddrFromAddrPort(from), nil
 		}
-		if !r.in.allow(float64(n)) || !r.s.totalIn.allow(float64(n)) {
-			r.s.m.dropBandwidth.Inc()
-			continue
-		}
-		r.s.m.bytesToClient.Add(float64(n))
-		r.s.m.packetsToClient.Inc()
-		return n, addr, nil
 	}
+}
+
+// readOne reads a datagram of at most len(p) bytes, as pion's own read
+// would, and passes it to fromPeer; what is for pion it copies to p.
+func (r *relayPacketConn) readOne(p []byte) (n int, from netip.AddrPort, toPion bool, err error) {
+	// Room for a ChannelData header in front and padding behind.
+	if len(r.buf) < 4+len(p)+3 {
+		r.buf = make([]byte, 4+len(p)+3)
+	}
+	n, from, err = r.udp.ReadFromUDPAddrPort(r.buf[4 : 4+len(p)])
+	if err != nil {
+		return 0, from, false, err
+	}
+	switch v, channel, client := r.fromPeer(n, from); v {
+	case peerToClient:
+		_, _ = r.turn.udp.WriteToUDPAddrPort(channelDataFrame(r.buf, channel, n), client)
+	case peerToPion:
+		return copy(p, r.buf[4:4+n]), from, true, nil
+	}
+	return 0, from, false, nil
+}
+
+// What to do with a datagram from a peer.
+type peerVerdict int
+
+const (
+	peerDrop     peerVerdict = iota // no permission, or over the bandwidth cap
+	peerToClient                    // relay it to the client as ChannelData
+	peerToPion                      // let pion send a Data indication
+)
+
+// fromPeer decides what happens to a datagram of n bytes from the peer at
+// from, and counts it.
+func (r *relayPacketConn) fromPeer(n int, from netip.AddrPort) (v peerVerdict, channel uint16, client netip.AddrPort) {
+	ok, channel, client := r.route(peerKey(from))
+	if !ok {
+		return peerDrop, 0, client
+	}
+	if !r.in.allow(float64(n)) || !r.s.totalIn.allow(float64(n)) {
+		r.s.m.dropBandwidth.Inc()
+		return peerDrop, 0, client
+	}
+	r.s.m.bytesToClient.Add(float64(n))
+	r.s.m.packetsToClient.Inc()
+	if channel != 0 {
+		return peerToClient, channel, client
+	}
+	return peerToPion, 0, client
 }
 
 func (r *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	ap, ok := udpAddrPort(addr)
+	if !ok {
+		return 0, errBadPeer
+	}
+	return r.writeToPeer(p, ap)
+}
+
+// writeToPeer sends p to peer, within the bandwidth caps.
+func (r *relayPacketConn) writeToPeer(p []byte, peer netip.AddrPort) (int, error) {
 	n := float64(len(p))
 	if !r.out.allow(n) || !r.s.totalOut.allow(n) {
 		r.s.m.dropBandwidth.Inc()
@@ -296,11 +357,18 @@ func (r *relayPacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	r.s.m.bytesToPeer.Add(n)
 	r.s.m.packetsToPeer.Inc()
-	return r.PacketConn.WriteTo(p, addr)
+	return r.udp.WriteToUDPAddrPort(p, peer)
 }
 
 func (r *relayPacketConn) Close() error {
 	return r.finish(r, func() error {
+		r.mu.Lock()
+		r.closed = true
+		client := r.client
+		r.mu.Unlock()
+		if r.turn != nil && client.IsValid() {
+			r.turn.removeAlloc(client, r)
+		}
 		r.s.unindexRelay(r.key, r)
 		return r.PacketConn.Close()
 	})

@@ -165,9 +165,10 @@ func (s *Server) start() (err error) {
 		sc.AuthHandler = s.authHandler
 	}
 	for _, pc := range pcs {
+		gpc := newGuardedPacketConn(pc, s)
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{
-			PacketConn:            &guardedPacketConn{PacketConn: pc, s: s},
-			RelayAddressGenerator: gen,
+			PacketConn:            gpc,
+			RelayAddressGenerator: gen.forListener(gpc),
 			PermissionHandler:     s.permissionHandler,
 		})
 	}
@@ -304,15 +305,20 @@ func (s *Server) unindexRelay(key string, r *relayPacketConn) {
 	}
 }
 
-// setRelayPermission mirrors a permission event to the UDP relay socket.
-func (s *Server) setRelayPermission(relay net.Addr, peer net.IP, ok bool) {
+// udpRelay returns the UDP relay socket of the relayed address pion
+// reports in its events, or nil.
+func (s *Server) udpRelay(relay net.Addr) *relayPacketConn {
 	if relay == nil {
-		return
+		return nil
 	}
 	s.mu.Lock()
-	r := s.udpRelays[relay.String()]
-	s.mu.Unlock()
-	if r != nil {
+	defer s.mu.Unlock()
+	return s.udpRelays[relay.String()]
+}
+
+// setRelayPermission mirrors a permission event to the UDP relay socket.
+func (s *Server) setRelayPermission(relay net.Addr, peer net.IP, ok bool) {
+	if r := s.udpRelay(relay); r != nil {
 		r.setPermission(peer, ok)
 	}
 }
@@ -388,6 +394,9 @@ func (s *Server) eventHandler() turn.EventHandler {
 		},
 		OnAllocationCreated: func(src, dst net.Addr, _, userID, _ string, relay net.Addr, _ int) {
 			s.allocs.add(allocKey(src, dst))
+			if r := s.udpRelay(relay); r != nil {
+				r.setClient(src)
+			}
 			s.m.allocations.Inc()
 			s.m.allocationsTotal.Inc()
 			s.log.Debug("allocation created", "client", src.String(), "relay", relay.String(), "username", userID)
@@ -405,11 +414,17 @@ func (s *Server) eventHandler() turn.EventHandler {
 			s.allocs.update(allocKey(src, dst), func(a *allocState) { delete(a.perms, ipKey(peer)) })
 			s.setRelayPermission(relay, peer, false)
 		},
-		OnChannelCreated: func(src, dst net.Addr, _, _, _ string, _, _ net.Addr, ch uint16) {
+		OnChannelCreated: func(src, dst net.Addr, _, _, _ string, relay, peer net.Addr, ch uint16) {
 			s.allocs.update(allocKey(src, dst), func(a *allocState) { a.channels[ch] = struct{}{} })
+			if r := s.udpRelay(relay); r != nil {
+				r.setChannel(ch, peer, true)
+			}
 		},
-		OnChannelDeleted: func(src, dst net.Addr, _, _, _ string, _, _ net.Addr, ch uint16) {
+		OnChannelDeleted: func(src, dst net.Addr, _, _, _ string, relay, peer net.Addr, ch uint16) {
 			s.allocs.update(allocKey(src, dst), func(a *allocState) { delete(a.channels, ch) })
+			if r := s.udpRelay(relay); r != nil {
+				r.setChannel(ch, peer, false)
+			}
 		},
 	}
 }
