@@ -16,10 +16,10 @@ import (
 //     allocation by the client's address and the peer by channel number,
 //     and sends the data from the relay socket (relayPacketConn.writeToPeer,
 //     with the bandwidth caps and metrics of every relayed datagram);
-//   - peer → client: the relay socket's read (relayPacketConn.ReadFrom,
-//     called by pion's goroutine for the allocation) puts the ChannelData
-//     header in front of the datagram in place and sends it from the
-//     listener (relayPacketConn.fromPeer).
+//   - peer → client: whoever reads the relay socket (the listener's
+//     relayPoller, or relayPacketConn.ReadFrom in pion's goroutine for the
+//     allocation) puts the ChannelData header in front of the datagram in
+//     place and sends it from the listener (relayPacketConn.fromPeer).
 //
 // Only what pion would relay is relayed: a channel exists in the mirror
 // from pion's OnChannelCreated (after the guard and pion's

@@ -108,50 +108,111 @@ func TestChannelFastPath(t *testing.T) {
 }
 
 // TestChannelFastPathAllocs: relaying ChannelData allocates nothing, in
-// either direction.
+// either direction, with the relay socket read by a relayPoller (Linux)
+// and by pion's goroutine (elsewhere).
 func TestChannelFastPathAllocs(t *testing.T) {
-	s, _, _ := fuzzServer(t)
-	listener, relaySock, peer, client := listenUDP4(t), listenUDP4(t), listenUDP4(t), listenUDP4(t)
-	c := newGuardedPacketConn(listener, s)
-	r := &relayPacketConn{PacketConn: relaySock, relayBase: relayBase{s: s}, udp: relaySock, turn: c,
-		perms: make(map[netip.Addr]struct{})}
-	clientAP := client.LocalAddr().(*net.UDPAddr).AddrPort()
-	peerAP := peer.LocalAddr().(*net.UDPAddr).AddrPort()
-	relayAP := relaySock.LocalAddr().(*net.UDPAddr).AddrPort()
-	r.setClient(net.UDPAddrFromAddrPort(clientAP))
-	r.setPermission(peerAP.Addr().AsSlice(), true)
-	r.setChannel(0x4000, net.UDPAddrFromAddrPort(peerAP), true)
+	for _, polled := range []bool{true, false} {
+		t.Run(map[bool]string{true: "poller", false: "goroutine"}[polled], func(t *testing.T) {
+			s, _, _ := fuzzServer(t)
+			listener, peer, client := listenUDP4(t), listenUDP4(t), listenUDP4(t)
+			c := newGuardedPacketConn(listener, s)
+			r := &relayPacketConn{relayBase: relayBase{s: s}, turn: c, perms: make(map[netip.Addr]struct{})}
+			if polled {
+				p, err := newRelayPoller(listener)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p == nil {
+					t.Skip("no relay poller on this platform")
+				}
+				defer p.close()
+				sock, err := p.listenRelay("udp4", "127.0.0.1", 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sock.Close()
+				r.PacketConn, r.sock, sock.owner = sock, sock, r
+				if err := p.add(sock); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				r.udp = listenUDP4(t)
+				r.PacketConn = r.udp
+			}
+			clientAP := client.LocalAddr().(*net.UDPAddr).AddrPort()
+			peerAP := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+			relayAP := r.LocalAddr().(*net.UDPAddr).AddrPort()
+			r.setClient(net.UDPAddrFromAddrPort(clientAP))
+			r.setPermission(peerAP.Addr().AsSlice(), true)
+			r.setChannel(0x4000, net.UDPAddrFromAddrPort(peerAP), true)
 
-	frame := append([]byte{0x40, 0x00, 0, 100}, make([]byte, 100)...)
-	buf := make([]byte, 2048)
-	_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+			frame := append([]byte{0x40, 0x00, 0, 100}, make([]byte, 100)...)
+			buf := make([]byte, 2048)
+			_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if a := testing.AllocsPerRun(100, func() {
+				if !c.relayChannelData(frame, clientAP) {
+					t.Fatal("ChannelData not relayed")
+				}
+				if n, from, err := peer.ReadFromUDPAddrPort(buf); err != nil || n != 100 || from != relayAP {
+					t.Fatalf("peer read %d bytes from %v, %v; want 100 from %v", n, from, err, relayAP)
+				}
+			}); a != 0 {
+				t.Errorf("client → peer: %v allocations per datagram, want 0", a)
+			}
+
+			p := make([]byte, 1600)
+			payload := make([]byte, 100)
+			if a := testing.AllocsPerRun(100, func() {
+				if _, err := peer.WriteToUDPAddrPort(payload, relayAP); err != nil {
+					t.Fatal(err)
+				}
+				if !polled {
+					if _, _, toPion, err := r.readOne(p); err != nil || toPion {
+						t.Fatalf("readOne = toPion %v, %v; want relayed", toPion, err)
+					}
+				}
+				n, _, err := client.ReadFromUDPAddrPort(buf)
+				if err != nil || n != 104 || buf[0] != 0x40 || buf[3] != 100 {
+					t.Fatalf("client got %x (%v), want ChannelData 0x4000 of 100 bytes", buf[:n], err)
+				}
+			}); a != 0 {
+				t.Errorf("peer → client: %v allocations per datagram, want 0", a)
+			}
+		})
+	}
+}
+
+// TestBindingBatchAllocs: reading Binding requests from the listening
+// socket and answering them allocates nothing.
+func TestBindingBatchAllocs(t *testing.T) {
+	s, _, _ := fuzzServer(t)
+	listener, client := listenUDP4(t), listenUDP4(t)
+	c := newGuardedPacketConn(listener, s)
+	c.mtu = 1600
+	c.io = newListenerIO(listener, c.mtu, c.fastFn)
+	to := listener.LocalAddr().(*net.UDPAddr).AddrPort()
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw
+	other := []byte("not STUN") // what next returns, after the Binding
+	buf := make([]byte, 1500)
 	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if a := testing.AllocsPerRun(100, func() {
-		if !c.relayChannelData(frame, clientAP) {
-			t.Fatal("ChannelData not relayed")
-		}
-		if n, from, err := peer.ReadFromUDPAddrPort(buf); err != nil || n != 100 || from != relayAP {
-			t.Fatalf("peer read %d bytes from %v, %v; want 100 from %v", n, from, err, relayAP)
-		}
-	}); a != 0 {
-		t.Errorf("client → peer: %v allocations per datagram, want 0", a)
-	}
-
-	p := make([]byte, 1600)
-	payload := make([]byte, 100)
-	if a := testing.AllocsPerRun(100, func() {
-		if _, err := peer.WriteToUDPAddrPort(payload, relayAP); err != nil {
+		if _, err := client.WriteToUDPAddrPort(req, to); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, toPion, err := r.readOne(p); err != nil || toPion {
-			t.Fatalf("readOne = toPion %v, %v; want relayed", toPion, err)
+		if _, err := client.WriteToUDPAddrPort(other, to); err != nil {
+			t.Fatal(err)
+		}
+		b, _, err := c.io.next()
+		if err != nil || string(b) != string(other) {
+			t.Fatalf("next = %q, %v; want %q", b, err, other)
 		}
 		n, _, err := client.ReadFromUDPAddrPort(buf)
-		if err != nil || n != 104 || buf[0] != 0x40 || buf[3] != 100 {
-			t.Fatalf("client got %x (%v), want ChannelData 0x4000 of 100 bytes", buf[:n], err)
+		if err != nil || n < stunHeaderSize || buf[0] != 0x01 || buf[1] != 0x01 {
+			t.Fatalf("client got %x (%v), want a Binding success response", buf[:n], err)
 		}
 	}); a != 0 {
-		t.Errorf("peer → client: %v allocations per datagram, want 0", a)
+		t.Errorf("%v allocations per Binding, want 0", a)
 	}
 }
 

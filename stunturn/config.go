@@ -103,8 +103,9 @@ type Config struct {
 	UnauthRatePerIP float64
 
 	// SocketsPerPort is the number of UDP sockets opened on each ListenUDP
-	// address with SO_REUSEPORT, each with its own read goroutine, so that
-	// relaying uses every core. Default runtime.NumCPU(), at most 16.
+	// address with SO_REUSEPORT, each with its own read goroutine (and, on
+	// Linux, one more that reads the relay sockets of its clients), so
+	// that relaying uses every core. Default runtime.NumCPU(), at most 16.
 	SocketsPerPort int
 
 	// AllocationLifetime is the lifetime of an allocation that the client

@@ -9,8 +9,8 @@
 // total allocation quotas, permission and channel caps, bandwidth limits,
 // a per-IP limit on unauthenticated requests, several SO_REUSEPORT sockets
 // per UDP port, and Prometheus metrics. On UDP it answers STUN Binding
-// requests and relays ChannelData itself, without allocating, and leaves
-// the rest to pion.
+// requests and relays ChannelData itself, without allocating and (on Linux)
+// a batch of datagrams per system call, and leaves the rest to pion.
 // NewICEHandler serves the matching RTCPeerConnection iceServers with fresh
 // credentials.
 package stunturn

@@ -69,6 +69,14 @@ type guardedPacketConn struct {
 	net.PacketConn
 	s   *Server
 	udp *net.UDPConn // the same socket; nil: no fast paths (not a UDPConn)
+	io  *listenerIO  // ReadFrom's, made at its first call
+	mtu int          // the size of pion's read buffer
+
+	fastFn func(b []byte, from netip.AddrPort) bool // c.fast, made once
+
+	// poller reads the relay sockets of this socket's UDP allocations; nil
+	// where there is none (not Linux), and pion reads each in a goroutine.
+	poller *relayPoller
 
 	mu     sync.RWMutex
 	allocs map[netip.AddrPort]*relayPacketConn // UDP allocations of this socket's clients, by client
@@ -77,26 +85,26 @@ type guardedPacketConn struct {
 func newGuardedPacketConn(pc net.PacketConn, s *Server) *guardedPacketConn {
 	c := &guardedPacketConn{PacketConn: pc, s: s, allocs: make(map[netip.AddrPort]*relayPacketConn)}
 	c.udp, _ = pc.(*net.UDPConn)
+	c.fastFn = c.fast
 	return c
 }
 
 func (c *guardedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	if c.udp == nil {
+	if c.io == nil && c.udp != nil {
+		c.mtu = len(p)
+		c.io = newListenerIO(c.udp, len(p), c.fastFn)
+	}
+	if c.io == nil {
 		return c.readSlow(p)
 	}
 	for {
-		n, from, err := c.udp.ReadFromUDPAddrPort(p)
+		b, from, err := c.io.next()
 		if err != nil {
 			return 0, nil, err
 		}
-		// A datagram that fills p may have been truncated: pion drops it,
-		// so it goes to pion.
-		if n < len(p) && c.fast(p[:n], from) {
-			continue
-		}
 		addr := net.UDPAddrFromAddrPort(from)
-		if c.s.admit(p[:n], addr, c.PacketConn.LocalAddr(), c) {
-			return n, addr, nil
+		if c.s.admit(b, addr, c.PacketConn.LocalAddr(), c) {
+			return copy(p, b), addr, nil
 		}
 	}
 }
@@ -105,6 +113,9 @@ func (c *guardedPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 // one: ChannelData on a channel of one of this socket's allocations, and
 // Binding requests.
 func (c *guardedPacketConn) fast(b []byte, from netip.AddrPort) bool {
+	if len(b) >= c.mtu {
+		return false // may have been truncated: pion drops it
+	}
 	if isChannelData(b) {
 		return c.relayChannelData(b, from)
 	}
@@ -127,7 +138,7 @@ func (c *guardedPacketConn) readSlow(p []byte) (int, net.Addr, error) {
 	}
 }
 
-// answerBinding sends the Binding success response, if the source is
+// answerBinding queues the Binding success response, if the source is
 // within UnauthRatePerIP (the guard charges the slow path's Bindings the
 // same way).
 func (c *guardedPacketConn) answerBinding(tid [12]byte, to netip.AddrPort) {
@@ -135,8 +146,7 @@ func (c *guardedPacketConn) answerBinding(tid [12]byte, to netip.AddrPort) {
 		c.s.m.dropUnauth.Inc()
 		return
 	}
-	var buf [bindingResponseMax]byte
-	_, _ = c.udp.WriteToUDPAddrPort(appendBindingSuccess(buf[:0], tid, to), to)
+	c.io.reply(appendBindingSuccess(c.io.replyBuffer(), tid, to))
 }
 
 func (c *guardedPacketConn) reply(b []byte, to net.Addr) {

@@ -32,13 +32,14 @@ type relayGen struct {
 	adv4, adv6   net.IP             // written into XOR-RELAYED-ADDRESS
 	bind4, bind6 string             // host the relay sockets bind to
 	turn         *guardedPacketConn // the UDP listener this generator serves, if it has fast paths
+	poller       *relayPoller       // reads its relay sockets; nil: a goroutine per socket (pion's)
 }
 
 // forListener returns a copy of g for the allocations of the UDP listener c.
 func (g *relayGen) forListener(c *guardedPacketConn) *relayGen {
 	g2 := *g
 	if c.udp != nil {
-		g2.turn = c
+		g2.turn, g2.poller = c, c.poller
 	}
 	return &g2
 }
@@ -104,7 +105,15 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 		return nil, nil, err
 	}
 	var pc net.PacketConn
+	var sock *relaySocket
 	err = g.listenRange(conf.RequestedPort, func(port int) error {
+		if g.poller != nil && conf.UserID != "" {
+			s, err := g.poller.listenRelay(conf.Network, bind, port)
+			if err == nil {
+				sock, pc = s, s
+			}
+			return err
+		}
 		c, err := net.ListenPacket(conf.Network, net.JoinHostPort(bind, strconv.Itoa(port)))
 		pc = c
 		return err
@@ -115,16 +124,27 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 		}
 		return nil, nil, fmt.Errorf("allocate %s relay: %w", conf.Network, err)
 	}
-	setBuffers(pc, relaySocketBuffer)
+	if sock == nil {
+		setBuffers(pc, relaySocketBuffer)
+	}
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	relayed := &net.UDPAddr{IP: adv, Port: port}
 	if conf.UserID == "" {
 		return pc, relayed, nil
 	}
-	r := &relayPacketConn{PacketConn: pc, relayBase: relayBase{s: g.s, acct: acct},
-		udp: pc.(*net.UDPConn), turn: g.turn,
+	r := &relayPacketConn{PacketConn: pc, relayBase: relayBase{s: g.s, acct: acct}, sock: sock, turn: g.turn,
 		in: byteBucket(g.s.cfg.BandwidthPerAllocation), out: byteBucket(g.s.cfg.BandwidthPerAllocation),
 		key: relayed.String(), perms: make(map[netip.Addr]struct{})}
+	if sock != nil {
+		sock.owner = r
+		if err := g.poller.add(sock); err != nil {
+			sock.Close()
+			g.s.quota.release(acct.quotaKey)
+			return nil, nil, fmt.Errorf("allocate %s relay: %w", conf.Network, err)
+		}
+	} else {
+		r.udp = pc.(*net.UDPConn)
+	}
 	g.s.indexRelay(r.key, r)
 	r.start(r)
 	return r, relayed, nil
@@ -247,13 +267,16 @@ var errClosedTwice = errors.New("closed twice")
 // are dropped in both directions: blocking would stall the listener's read
 // goroutine, which serves every allocation on that socket.
 //
-// ReadFrom is called only by pion's goroutine for this allocation; for a
-// UDP client it relays ChannelData itself (channel.go), and pion gets only
-// what needs a Data indication.
+// Its socket is read by the client's listener's relayPoller (Linux), or
+// else in ReadFrom by pion's goroutine for the allocation (on other
+// systems, and for the clients of TCP and TLS listeners). Either way
+// ChannelData for a UDP client is relayed here (channel.go), and pion gets
+// only what needs a Data indication.
 type relayPacketConn struct {
 	net.PacketConn
 	relayBase
-	udp     *net.UDPConn       // the same socket
+	udp     *net.UDPConn       // the socket, read in ReadFrom; or
+	sock    *relaySocket       // the socket, read by a relayPoller
 	turn    *guardedPacketConn // the listener of the allocation's client; nil: not UDP
 	in, out *bucket            // peer→client, client→peer
 	key     string             // relayed address, as pion reports it in events
@@ -281,6 +304,9 @@ func (r *relayPacketConn) setPermission(ip net.IP, ok bool) {
 }
 
 func (r *relayPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if r.sock != nil {
+		return r.sock.ReadFrom(p) // the poller reads the socket
+	}
 	for {
 		n, from, toPion, err := r.readOne(p)
 		if err != nil {
@@ -357,6 +383,9 @@ func (r *relayPacketConn) writeToPeer(p []byte, peer netip.AddrPort) (int, error
 	}
 	r.s.m.bytesToPeer.Add(n)
 	r.s.m.packetsToPeer.Inc()
+	if r.sock != nil {
+		return r.sock.writeTo(p, peer)
+	}
 	return r.udp.WriteToUDPAddrPort(p, peer)
 }
 

@@ -26,10 +26,11 @@ type Server struct {
 
 	totalIn, totalOut *bucket // BandwidthTotal, peer→client and client→peer
 
-	turn   *turn.Server
-	addrs  ListenAddrs
-	ctx    context.Context // cancelled by Close; bounds dials and TLS handshakes
-	cancel context.CancelFunc
+	turn    *turn.Server
+	pollers []*relayPoller
+	addrs   ListenAddrs
+	ctx     context.Context // cancelled by Close; bounds dials and TLS handshakes
+	cancel  context.CancelFunc
 
 	warnDenied everyMinute
 
@@ -164,8 +165,21 @@ func (s *Server) start() (err error) {
 	if s.auth != nil {
 		sc.AuthHandler = s.authHandler
 	}
+	defer func() {
+		if err != nil {
+			s.closePollers()
+		}
+	}()
 	for _, pc := range pcs {
 		gpc := newGuardedPacketConn(pc, s)
+		if gpc.udp != nil {
+			if gpc.poller, err = newRelayPoller(gpc.udp); err != nil {
+				return fmt.Errorf("relay poller: %w", err)
+			}
+			if gpc.poller != nil {
+				s.pollers = append(s.pollers, gpc.poller)
+			}
+		}
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{
 			PacketConn:            gpc,
 			RelayAddressGenerator: gen.forListener(gpc),
@@ -236,10 +250,18 @@ func (s *Server) Close() error {
 				break
 			}
 		}
+		s.closePollers()
 		s.m.unregister(s.cfg.Registerer)
 		s.log.Info("closed")
 	})
 	return s.closeErr
+}
+
+func (s *Server) closePollers() {
+	for _, p := range s.pollers {
+		p.close()
+	}
+	s.pollers = nil
 }
 
 func (s *Server) forceCloseRelays() {
