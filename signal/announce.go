@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/boxsignal/boxsignal/signal/wire"
+	"github.com/gobwas/ws"
 )
 
 var errTooManySwarms = errors.New("signal: too many swarms on one connection")
@@ -53,7 +54,7 @@ func (c *conn) fail(on *loop, req *wire.Request, failure, reason string) {
 		ih = &req.InfoHash
 	}
 	if b, start, ok := c.begin(); ok {
-		c.end(on, wire.AppendFailure(b, req.Action, ih, failure), start, opText)
+		c.end(on, wire.AppendFailure(b, req.Action, ih, failure), start, ws.OpText)
 	}
 }
 
@@ -157,7 +158,7 @@ func (c *conn) announce(on *loop, req *wire.Request, now int64) {
 func (c *conn) reply(on *loop, req *wire.Request, complete, incomplete int) {
 	if b, start, ok := c.begin(); ok {
 		b = wire.AppendAnnounceResponse(b, &req.InfoHash, int(c.srv.cfg.Interval/time.Second), complete, incomplete)
-		c.end(on, b, start, opText)
+		c.end(on, b, start, ws.OpText)
 	}
 }
 
@@ -248,6 +249,6 @@ func (c *conn) scrape(on *loop, req *wire.Request) {
 		}
 	}
 	if b, start, ok := c.begin(); ok {
-		c.end(on, wire.AppendScrapeResponse(b, files, int(s.cfg.Interval/time.Second)*5), start, opText)
+		c.end(on, wire.AppendScrapeResponse(b, files, int(s.cfg.Interval/time.Second)*5), start, ws.OpText)
 	}
 }

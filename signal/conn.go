@@ -1,7 +1,6 @@
 package signal
 
 import (
-	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -11,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/boxsignal/boxsignal/signal/wire"
+	"github.com/gobwas/ws"
 )
 
 // conn is one client WebSocket. It is the Member for every peer it
@@ -43,9 +43,9 @@ type conn struct {
 	closed bool
 
 	// Read side, used only by the goroutine reading the connection.
-	partial []byte // the start of a frame not complete yet (event loop)
-	msg     []byte // a fragmented message so far
-	msgOp   byte   // its opcode; 0 when no message is fragmented
+	partial []byte    // the start of a frame not complete yet (event loop)
+	msg     []byte    // a fragmented message so far
+	msgOp   ws.OpCode // its opcode; ws.OpContinuation (0) when no message is fragmented
 
 	wmu      sync.Mutex // guards the fields below
 	out      *[]byte    // frames queued; (*out)[sent:] is not written yet
@@ -158,7 +158,7 @@ func (c *conn) deliverOffer(on *loop, infoHash, from, offerID *wire.Hash, sdp []
 	if !ok {
 		return false
 	}
-	return c.end(on, wire.AppendOffer(b, infoHash, from, offerID, sdp), start, opText)
+	return c.end(on, wire.AppendOffer(b, infoHash, from, offerID, sdp), start, ws.OpText)
 }
 
 func (c *conn) deliverAnswer(on *loop, infoHash, from, offerID *wire.Hash, sdp []byte) bool {
@@ -166,7 +166,7 @@ func (c *conn) deliverAnswer(on *loop, infoHash, from, offerID *wire.Hash, sdp [
 	if !ok {
 		return false
 	}
-	return c.end(on, wire.AppendAnswer(b, infoHash, from, offerID, sdp), start, opText)
+	return c.end(on, wire.AppendAnswer(b, infoHash, from, offerID, sdp), start, ws.OpText)
 }
 
 // begin locks the write side and returns the queue with room for a frame
@@ -182,15 +182,15 @@ func (c *conn) begin() (b []byte, start int, ok bool) {
 		c.out = getBuf()
 	}
 	b = *c.out
-	return beginFrame(b), len(b), true
+	return append(b, make([]byte, frameReserve)...), len(b), true
 }
 
 // end completes the frame that begin started, queues it and unlocks the
 // write side. A connection whose queue passes Config.WriteBufferBytes once
 // the kernel has taken what it can is closed (a slow reader).
-func (c *conn) end(on *loop, b []byte, start int, op byte) bool {
+func (c *conn) end(on *loop, b []byte, start int, op ws.OpCode) bool {
 	n := len(b) - start - frameReserve
-	b = endFrame(b, start, op)
+	b = putHeader(b, start, op)
 	*c.out = b
 	if len(b)-c.sent > c.srv.cfg.WriteBufferBytes {
 		c.flushLocked()
@@ -211,7 +211,7 @@ func (c *conn) end(on *loop, b []byte, start int, op byte) bool {
 		on.dirty = append(on.dirty, c)
 	}
 	c.wmu.Unlock()
-	if op == opText {
+	if op == ws.OpText {
 		c.srv.m.bytesOut.Add(float64(n))
 	}
 	return true
@@ -344,17 +344,16 @@ func (c *conn) abortLocked() {
 // sendClose queues a close frame and refuses every frame after it; on is
 // the event loop running the caller, or nil to write it at once. Nothing
 // happens if the connection is closing already.
-func (c *conn) sendClose(on *loop, code uint16, reason string) {
+func (c *conn) sendClose(on *loop, code ws.StatusCode, reason string) {
 	b, start, ok := c.begin()
 	if !ok {
 		return
 	}
-	if code != 0 {
-		b = binary.BigEndian.AppendUint16(b, code)
-		b = append(b, reason...)
+	if !code.Empty() {
+		b = append(b, ws.NewCloseFrameBody(code, reason)...)
 	}
 	c.closing = true
-	c.end(on, b, start, opClose)
+	c.end(on, b, start, ws.OpClose)
 }
 
 // close closes the connection from any goroutine: it stops taking frames and
@@ -390,29 +389,34 @@ func (c *conn) isClosing() bool {
 // consume serves the complete frames at the start of data; it returns how
 // many bytes it used, and whether the connection is to be closed (after
 // what is queued has been written). It unmasks data in place; on is the
-// event loop running it, or nil.
-func (c *conn) consume(on *loop, data []byte) (used int, closing bool) {
-	limit := uint64(c.srv.cfg.MaxMessageBytes)
+// event loop running it, or nil; fr is the reader's frameReader.
+func (c *conn) consume(on *loop, fr *frameReader, data []byte) (used int, closing bool) {
+	limit := int64(c.srv.cfg.MaxMessageBytes)
 	for {
-		h, ok := parseFrameHeader(data[used:])
-		if !ok {
+		h, size, err := fr.header(data[used:])
+		if err == errIncomplete {
 			return used, false
 		}
-		if h.rsv != 0 || !validFrame(h.op, h.fin, c.msgOp != 0) {
-			return used, true
+		if err == nil {
+			state := ws.StateServerSide // client frames must be masked
+			if c.msgOp != ws.OpContinuation {
+				state = state.Set(ws.StateFragmented)
+			}
+			err = ws.CheckHeader(h, state)
 		}
-		if h.op >= opClose && h.length > maxControlPayload || h.length > limit || h.length+uint64(len(c.msg)) > limit {
-			c.sendClose(on, 1009, "message too large")
+		switch {
+		case err == ws.ErrProtocolControlPayloadOverflow, err == nil && (h.Length > limit || h.Length+int64(len(c.msg)) > limit):
+			c.sendClose(on, ws.StatusMessageTooBig, "message too large")
 			return used, true
+		case err != nil:
+			return used, true // a protocol error: closed without a close frame
 		}
-		end := h.size + int(h.length)
+		end := size + int(h.Length)
 		if len(data)-used < end {
 			return used, false
 		}
-		p := data[used+h.size : used+end]
-		if h.masked {
-			unmask(p, h.mask)
-		}
+		p := data[used+size : used+end]
+		ws.Cipher(p, h.Mask, 0)
 		used += end
 		if c.frame(on, h, p) {
 			return used, true
@@ -420,67 +424,54 @@ func (c *conn) consume(on *loop, data []byte) (used int, closing bool) {
 	}
 }
 
-// validFrame applies RFC 6455's rules on opcodes and fragmentation.
-func validFrame(op byte, fin, fragmenting bool) bool {
-	switch op {
-	case opContinuation:
-		return fragmenting
-	case opText, opBinary:
-		return !fragmenting
-	case opClose, opPing, opPong:
-		return fin
-	}
-	return false
-}
-
 // frame serves one frame and reports whether the connection is to be
 // closed.
-func (c *conn) frame(on *loop, h frameHeader, p []byte) bool {
-	switch h.op {
-	case opText, opBinary:
-		if !h.fin {
-			c.msg, c.msgOp = append([]byte(nil), p...), h.op
+func (c *conn) frame(on *loop, h ws.Header, p []byte) bool {
+	switch h.OpCode {
+	case ws.OpText, ws.OpBinary:
+		if !h.Fin {
+			c.msg, c.msgOp = append([]byte(nil), p...), h.OpCode
 			return false
 		}
-		return c.message(on, h.op, p)
-	case opContinuation:
+		return c.message(on, h.OpCode, p)
+	case ws.OpContinuation:
 		c.msg = append(c.msg, p...)
-		if !h.fin {
+		if !h.Fin {
 			return false
 		}
 		op, m := c.msgOp, c.msg
-		c.msg, c.msgOp = nil, 0
+		c.msg, c.msgOp = nil, ws.OpContinuation
 		return c.message(on, op, m)
-	case opPing:
+	case ws.OpPing:
 		if b, start, ok := c.begin(); ok {
-			c.end(on, append(b, p...), start, opPong)
+			c.end(on, append(b, p...), start, ws.OpPong)
 		}
 		return false
-	case opPong:
+	case ws.OpPong:
 		return false
 	}
 	// Close: answer with the same code (RFC 6455 §5.5.1), then close.
-	switch {
-	case len(p) == 0:
+	if len(p) == 0 {
 		c.sendClose(on, 0, "")
-	case len(p) == 1, !validCloseCode(binary.BigEndian.Uint16(p)):
-		c.sendClose(on, 1002, "")
-	case !utf8.Valid(p[2:]):
-		c.sendClose(on, 1002, "invalid UTF-8 bytes")
-	default:
-		c.sendClose(on, binary.BigEndian.Uint16(p), string(p[2:]))
+		return true
 	}
+	code, reason := ws.ParseCloseFrameData(p)
+	if err := checkCloseFrame(code, reason); err != nil {
+		c.sendClose(on, ws.StatusProtocolError, err.Error())
+		return true
+	}
+	c.sendClose(on, code, reason)
 	return true
 }
 
 // message serves one complete message. Binary messages are served like
 // text ones, as bittorrent-tracker does; an empty message gets no reply.
-func (c *conn) message(on *loop, op byte, p []byte) bool {
+func (c *conn) message(on *loop, op ws.OpCode, p []byte) bool {
 	if len(p) == 0 {
 		return false
 	}
-	if op == opText && !utf8.Valid(p) {
-		c.sendClose(on, 1002, "invalid UTF-8 bytes")
+	if op == ws.OpText && !utf8.Valid(p) {
+		c.sendClose(on, ws.StatusProtocolError, "invalid UTF-8 bytes")
 		return true
 	}
 	c.handle(on, p)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,6 +37,7 @@ type loop struct {
 	events []unix.EpollEvent
 	buf    []byte  // read buffer: room for a whole frame plus a read
 	dirty  []*conn // connections with frames queued in this turn
+	fr     frameReader
 }
 
 // readChunk is the most a loop reads from one socket in one turn.
@@ -62,7 +64,7 @@ func newLoop(s *Server) (*loop, error) {
 		done:   make(chan struct{}),
 		conns:  make(map[int32]*conn),
 		events: make([]unix.EpollEvent, 256),
-		buf:    make([]byte, maxFrameHeader+s.cfg.MaxMessageBytes+readChunk),
+		buf:    make([]byte, ws.MaxHeaderSize+s.cfg.MaxMessageBytes+readChunk),
 	}
 	rc, err := l.file.SyscallConn()
 	if err != nil {
@@ -140,7 +142,7 @@ func (l *loop) read(c *conn) (more bool) {
 		return false
 	}
 	data := l.buf[:k+n]
-	used, closing := c.consume(l, data)
+	used, closing := c.consume(l, &l.fr, data)
 	if closing {
 		l.closeConn(c)
 		return false

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/boxsignal/boxsignal/signal/wire"
+	"github.com/gobwas/ws"
 )
 
 // Server is a WebTorrent tracker. It is an http.Handler that upgrades every
@@ -90,40 +91,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "tracker shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	key, status, reason := checkUpgrade(r)
-	if status != 0 {
-		w.Header().Set("Sec-Websocket-Version", "13")
-		http.Error(w, reason, status)
-		s.log.Debug("upgrade refused", "remote", r.RemoteAddr, "reason", reason)
-		return
-	}
 	ip := remoteIP(r)
 	if !s.admit(ip) {
 		s.m.refusedUpgrad.Inc()
 		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
 		return
 	}
-	nc, rw, err := http.NewResponseController(w).Hijack()
+	// The upgrader hijacks the connection and writes the 101, or the HTTP
+	// error refusing a bad handshake.
+	nc, rw, _, err := upgrader.Upgrade(r, w)
 	if err != nil {
+		if nc != nil {
+			nc.Close()
+		}
 		s.release(ip)
-		http.Error(w, "websocket: cannot take over the connection", http.StatusInternalServerError)
+		s.log.Debug("upgrade refused", "remote", ip, "err", err)
 		return
 	}
 	// What the client sent after its request (frames, if it did not wait
 	// for the reply) is served first.
 	early, _ := rw.Reader.Peek(rw.Reader.Buffered())
 	early = append([]byte(nil), early...)
-	nc.SetDeadline(time.Time{})
-	reply := appendSwitching(make([]byte, 0, 160), key)
-	nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_, err = nc.Write(reply)
-	nc.SetWriteDeadline(time.Time{})
-	if err != nil {
-		nc.Close()
-		s.release(ip)
-		s.log.Debug("upgrade failed", "remote", ip, "err", err)
-		return
-	}
 
 	c := &conn{srv: s, ip: ip, fd: -1}
 	c.lastActive.Store(time.Now().Unix())
@@ -165,7 +153,7 @@ func (s *Server) serveLoop(c *conn, fd int, early []byte) {
 	c.fd = fd
 	c.wmu.Unlock()
 	if len(early) > 0 {
-		used, closing := c.consume(nil, early)
+		used, closing := c.consume(nil, new(frameReader), early)
 		if closing {
 			s.closeUnattached(c)
 			return
@@ -207,10 +195,11 @@ func (s *Server) serveStream(c *conn, nc net.Conn, early []byte) {
 	}()
 	buf := make([]byte, max(4096, len(early)))
 	n := copy(buf, early)
-	maxFrame := maxFrameHeader + s.cfg.MaxMessageBytes
+	maxFrame := ws.MaxHeaderSize + s.cfg.MaxMessageBytes
+	var fr frameReader
 	for {
 		if n > 0 {
-			used, closing := c.consume(nil, buf[:n])
+			used, closing := c.consume(nil, &fr, buf[:n])
 			if closing {
 				return
 			}
@@ -329,7 +318,7 @@ func (s *Server) expire(now time.Time) {
 	s.mu.Unlock()
 	for _, c := range idle {
 		s.m.closes.WithLabelValues(closeIdle).Inc()
-		c.sendClose(nil, 1000, "idle")
+		c.sendClose(nil, ws.StatusNormalClosure, "idle")
 		c.close()
 	}
 	if expired > 0 || len(idle) > 0 {
@@ -349,7 +338,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range all {
-		c.sendClose(nil, 1001, "tracker shutting down")
+		c.sendClose(nil, ws.StatusGoingAway, "tracker shutting down")
 	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()

@@ -5,17 +5,20 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/boxsignal/boxsignal/signal"
 	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -198,6 +201,9 @@ func TestWebSocketCloseHandshake(t *testing.T) {
 		{"no code", nil, 0},
 		{"code only", binary.BigEndian.AppendUint16(nil, 4001), 4001},
 		{"reserved code", binary.BigEndian.AppendUint16(nil, 1005), 1002},
+		{"code for TLS failures", binary.BigEndian.AppendUint16(nil, 1015), 1002},
+		{"code not defined", binary.BigEndian.AppendUint16(nil, 1012), 1002},
+		{"code past the private range", binary.BigEndian.AppendUint16(nil, 5000), 1002},
 		{"one byte", []byte{3}, 1002},
 		{"reason not UTF-8", append(binary.BigEndian.AppendUint16(nil, 1000), 0xff), 1002},
 	} {
@@ -214,12 +220,15 @@ func TestWebSocketProtocolErrorsClose(t *testing.T) {
 	tr := newTracker(t, signal.Config{MaxMessageBytes: 1 << 10, MaxSDPBytes: 512})
 	rsv := scrapeFrame()
 	rsv[0] |= 0x40
+	unmasked := append([]byte{0x81, byte(len(`{"action":"scrape"}`))}, `{"action":"scrape"}`...)
 	for _, tc := range []struct {
 		name  string
 		frame []byte
 		code  uint16 // of the close frame; 0 for a close without one
 	}{
 		{"reserved bit", rsv, 0},
+		{"unmasked", unmasked, 0},
+		{"length with its top bit set", []byte{0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4}, 0},
 		{"continuation without a start", clientFrame(0x0, true, []byte("x")), 0},
 		{"unknown opcode", clientFrame(0x3, true, []byte("x")), 0},
 		{"fragmented ping", clientFrame(0x9, false, []byte("x")), 0},
@@ -253,8 +262,12 @@ func TestWebSocketUpgradeRefused(t *testing.T) {
 		want   int
 	}{
 		{"no upgrade header", func(h http.Header) { h.Del("Upgrade") }, "GET", http.StatusBadRequest},
-		{"wrong version", func(h http.Header) { h.Set("Sec-WebSocket-Version", "8") }, "GET", http.StatusBadRequest},
+		{"no connection upgrade", func(h http.Header) { h.Set("Connection", "keep-alive") }, "GET", http.StatusBadRequest},
+		// RFC 6455 §4.4: 426 and the version the server speaks.
+		{"wrong version", func(h http.Header) { h.Set("Sec-WebSocket-Version", "8") }, "GET", http.StatusUpgradeRequired},
+		{"no version", func(h http.Header) { h.Del("Sec-WebSocket-Version") }, "GET", http.StatusBadRequest},
 		{"no key", func(h http.Header) { h.Del("Sec-WebSocket-Key") }, "GET", http.StatusBadRequest},
+		{"key not 16 bytes", func(h http.Header) { h.Set("Sec-WebSocket-Key", "c2hvcnQ=") }, "GET", http.StatusBadRequest},
 		{"POST", func(http.Header) {}, "POST", http.StatusMethodNotAllowed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -334,4 +347,49 @@ func TestStreamsOverTLS(t *testing.T) {
 	}
 	a.Close(websocket.StatusNormalClosure, "")
 	waitFor(t, func() bool { return s.Stats().Connections == 1 })
+}
+
+// FuzzFrames sends each input as raw bytes after the opening handshake,
+// then ends the stream. Whatever the bytes, the tracker must reply only with
+// final, unmasked frames of known opcodes and then close the socket.
+func FuzzFrames(f *testing.F) {
+	rsv := scrapeFrame()
+	rsv[0] |= 0x40
+	for _, seed := range [][]byte{
+		scrapeFrame(),
+		append(scrapeFrame(), scrapeFrame()...),
+		append(clientFrame(0x1, false, []byte(`{"action":`)), clientFrame(0x0, true, []byte(`"scrape"}`))...),
+		clientFrame(0x9, true, []byte("ping")),
+		clientFrame(0x8, true, binary.BigEndian.AppendUint16(nil, 1000)),
+		clientFrame(0x8, true, []byte{3}),
+		clientFrame(0x1, true, make([]byte, 2000)),
+		clientFrame(0x1, true, []byte("{\"action\":\"\xff\"}")),
+		rsv,
+		{0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4},
+		{0x81, 0x13},
+	} {
+		f.Add(seed)
+	}
+	tr := newTracker(f, signal.Config{MaxMessageBytes: 1 << 10, MaxSDPBytes: 512})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		nc, br := rawWS(t, tr.url, data)
+		nc.(*net.TCPConn).CloseWrite()
+		for {
+			// The tracker may reset rather than close a socket it did not
+			// read to the end; both end the stream.
+			h, err := ws.ReadHeader(br)
+			if err == io.EOF || errors.Is(err, syscall.ECONNRESET) {
+				return
+			}
+			if err != nil {
+				t.Fatalf("read frame header: %v", err)
+			}
+			if !h.Fin || h.Rsv != 0 || h.Masked || h.OpCode.IsReserved() || h.OpCode == ws.OpContinuation {
+				t.Fatalf("frame header %+v: want final, no reserved bits, unmasked, a known opcode", h)
+			}
+			if _, err := io.CopyN(io.Discard, br, h.Length); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("read payload: %v", err)
+			}
+		}
+	})
 }
