@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
@@ -83,8 +85,8 @@ func newLoop(s *Server) (*loop, error) {
 // turns runs turns until no socket is ready, then returns false so that the
 // goroutine parks until one is.
 func (l *loop) turns(uintptr) bool {
-	for {
-		n, err := unix.EpollWait(l.epfd, l.events, 0)
+	for turn := 1; ; turn++ {
+		n, err := pollNow(l.epfd, l.events)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -115,6 +117,12 @@ func (l *loop) turns(uintptr) bool {
 		if n < len(l.events) && !more {
 			return false
 		}
+		if turn%16 == 0 {
+			// A long busy spell lets other goroutines have the P now and
+			// then: sysmon, which would preempt us, may be asleep (see
+			// sendNoSignal).
+			runtime.Gosched()
+		}
 	}
 }
 
@@ -132,7 +140,7 @@ func (l *loop) flush() {
 func (l *loop) read(c *conn) (more bool) {
 	k := copy(l.buf, c.partial)
 	c.partial = nil
-	n, err := unix.Read(c.fd, l.buf[k:])
+	n, err := readNow(c.fd, l.buf[k:])
 	if n <= 0 {
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			c.partial = append([]byte(nil), l.buf[:k]...)
@@ -229,10 +237,43 @@ func (l *loop) stop() {
 	}
 }
 
+// The loop's own syscalls (sendNoSignal, pollNow, readNow) never block: its
+// sockets are non-blocking and its epoll_wait does not wait. So they are
+// raw, without the runtime's entersyscall/exitsyscall. Besides saving that
+// bookkeeping, this keeps sysmon asleep: a process whose Ps all went idle
+// (the loop parked) wakes sysmon at its next entersyscall, and sysmon then
+// polls every 20 µs until it has seen a millisecond with nothing to retake.
+// A loop parks and wakes many times a millisecond under load, so sysmon's
+// sleeps were a tenth of signald's CPU.
+
 // sendNoSignal writes b to a socket; a peer that has gone is an EPIPE
 // error, not a SIGPIPE.
 func sendNoSignal(fd int, b []byte) (int, error) {
-	return unix.SendmsgN(fd, b, nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+	if len(b) == 0 {
+		return 0, nil
+	}
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+		unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0)
+	return rawResult(r, e)
+}
+
+// pollNow is epoll_wait with a zero timeout.
+func pollNow(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	return rawResult(r, e)
+}
+
+// readNow reads from a non-blocking socket.
+func readNow(fd int, b []byte) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	return rawResult(r, e)
+}
+
+func rawResult(r uintptr, e unix.Errno) (int, error) {
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
 }
 
 // shutdownSocket shuts a socket down both ways: its loop sees it readable,
