@@ -301,6 +301,7 @@ func (s *Server) expire(now time.Time) {
 			}
 			if p.expect != nil {
 				p.pruneExpect(unix)
+				p.dropIdleExpect()
 			}
 		}
 	})

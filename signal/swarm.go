@@ -59,6 +59,10 @@ func (p *peer) takeExpect(from, offerID *wire.Hash, now int64) (back Member, ok 
 	return nil, false
 }
 
+// pruneExpect drops the pending offers past their deadline. It keeps the
+// backing array, which a busy peer would otherwise allocate again and
+// again as its list empties and fills; the sweeper drops the arrays of
+// peers left with none (dropIdleExpect).
 func (p *peer) pruneExpect(now int64) {
 	n := 0
 	for _, e := range p.expect {
@@ -69,8 +73,13 @@ func (p *peer) pruneExpect(now int64) {
 	}
 	clear(p.expect[n:])
 	p.expect = p.expect[:n]
-	if n == 0 {
-		p.expect = nil // idle peers hold no backing array
+}
+
+// dropIdleExpect releases the backing array of a peer with no pending
+// offers: idle peers hold none.
+func (p *peer) dropIdleExpect() {
+	if len(p.expect) == 0 {
+		p.expect = nil
 	}
 }
 
