@@ -58,20 +58,8 @@ func runSTUN(ctx context.Context, args []string) (*stunResult, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	if srv.target == "" {
-		var res stunResult
-		err := srv.runFresh(ctx, func(ctx context.Context, s *nsServer) error {
-			err := s.runChild(ctx, &res, "stun", o.args()...)
-			res.Server = s.spec.name
-			return err
-		})
-		return &res, err
-	}
-	t, err := srv.targetOf()
-	if err != nil {
-		return nil, err
-	}
-	return stunLoad(ctx, t, o)
+	return runLoad(ctx, &srv, "stun", o.args(), func(r *stunResult, name string) { r.Server = name },
+		func(t *target) (*stunResult, error) { return stunLoad(ctx, t, o) })
 }
 
 // args are the flags that give o to a child generator.

@@ -84,20 +84,8 @@ func runTURN(ctx context.Context, args []string) (*turnResult, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	if srv.target == "" {
-		var res turnResult
-		err := srv.runFresh(ctx, func(ctx context.Context, s *nsServer) error {
-			err := s.runChild(ctx, &res, "turn", o.args()...)
-			res.Server = s.spec.name
-			return err
-		})
-		return &res, err
-	}
-	t, err := srv.targetOf()
-	if err != nil {
-		return nil, err
-	}
-	return turnLoad(ctx, t, o, srv.secret, srv.netns != "")
+	return runLoad(ctx, &srv, "turn", o.args(), func(r *turnResult, name string) { r.Server = name },
+		func(t *target) (*turnResult, error) { return turnLoad(ctx, t, o, srv.secret, srv.netns != "") })
 }
 
 // A relayed packet starts with the time it was sent (nanoseconds since the

@@ -61,6 +61,27 @@ func (f *serverFlags) targetOf() (*target, error) {
 
 // runFresh makes a namespace, starts -server in it, calls fn, then stops the
 // server and removes the namespace.
+// runLoad runs the load named load against -target with direct, or, without
+// -target, as a child generator (load with childArgs) against a fresh server
+// in its own namespace, naming that server in the result with setServer.
+func runLoad[R any](ctx context.Context, f *serverFlags, load string, childArgs []string,
+	setServer func(*R, string), direct func(*target) (*R, error)) (*R, error) {
+	if f.target == "" {
+		var res R
+		err := f.runFresh(ctx, func(ctx context.Context, s *nsServer) error {
+			err := s.runChild(ctx, &res, load, childArgs...)
+			setServer(&res, s.spec.name)
+			return err
+		})
+		return &res, err
+	}
+	t, err := f.targetOf()
+	if err != nil {
+		return nil, err
+	}
+	return direct(t)
+}
+
 func (f *serverFlags) runFresh(ctx context.Context, fn func(context.Context, *nsServer) error) error {
 	spec, err := lookupServer(ctx, f.server, f.signald, f.turnserver)
 	if err != nil {
